@@ -1,0 +1,53 @@
+# metricbatch — every target installs what it needs itself (fresh machine: Python 3.11, Node 20, make).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+ENVS := dev staging prod
+
+.PHONY: setup lint format test test-fast demo synth bench soak clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy metricbatch lambdas infra app.py tests benchmarks
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest tests/unit tests/functional -q
+
+demo: $(BIN)/.installed
+	$(BIN)/metricbatch demo
+
+synth: setup
+	for env in $(ENVS); do npx cdk synth -q -c env=$$env -o cdk.out/$$env || exit 1; done
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks
+
+soak: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.soak
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache
