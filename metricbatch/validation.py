@@ -1,0 +1,175 @@
+"""CloudWatch's rules for one metric datum, enforced before anything leaves the process.
+
+Every check raises InvalidMetricError naming the rule and the offending value; see constants.py for sources.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from metricbatch.constants import (
+    MAX_ABS_VALUE,
+    MAX_DIMENSION_NAME_LENGTH,
+    MAX_DIMENSION_VALUE_LENGTH,
+    MAX_DIMENSIONS,
+    MAX_METRIC_NAME_LENGTH,
+    MAX_NAMESPACE_LENGTH,
+    MAX_TIMESTAMP_AGE_SECONDS,
+    MAX_TIMESTAMP_FUTURE_SECONDS,
+    MAX_VALUES_PER_DATUM,
+    RESERVED_NAMESPACE_PREFIX,
+    STORAGE_RESOLUTIONS,
+    UNITS,
+)
+from metricbatch.exceptions import InvalidMetricError
+
+Dimensions = tuple[tuple[str, str], ...]
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_text(kind: str, value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidMetricError(f"{kind}.type", f"{kind} must be a string, got {type(value).__name__}")
+    if not value or not value.strip():
+        raise InvalidMetricError(f"{kind}.empty", f"{kind} must have at least one non-whitespace character")
+    if len(value) > max_length:
+        raise InvalidMetricError(
+            f"{kind}.length", f"{kind} is {len(value)} characters, more than {max_length}: {_short(value)}"
+        )
+    # ASCII printable only (32..126): CloudWatch rejects control and non-ASCII characters.
+    if not (value.isascii() and value.isprintable()):
+        raise InvalidMetricError(f"{kind}.ascii", f"{kind} must be printable ASCII: {_short(value)}")
+    return value
+
+
+def check_name(name: object) -> str:
+    return _check_text("name", name, MAX_METRIC_NAME_LENGTH)
+
+
+def check_namespace(namespace: object) -> str:
+    ns = _check_text("namespace", namespace, MAX_NAMESPACE_LENGTH)
+    if ns.startswith(":"):
+        raise InvalidMetricError("namespace.colon", f"namespace must not start with ':': {_short(ns)}")
+    if ns.startswith(RESERVED_NAMESPACE_PREFIX):
+        raise InvalidMetricError("namespace.reserved", f"namespace must not start with 'AWS/': {_short(ns)}")
+    return ns
+
+
+def check_dimensions(dimensions: object) -> Dimensions:
+    """Validate and return dimensions as a tuple of (name, value) pairs sorted by name."""
+    if dimensions is None:
+        return ()
+    if not isinstance(dimensions, Mapping):
+        raise InvalidMetricError(
+            "dimensions.type", f"dimensions must be a mapping of name to value, got {type(dimensions).__name__}"
+        )
+    if len(dimensions) > MAX_DIMENSIONS:
+        raise InvalidMetricError(
+            "dimensions.count", f"{len(dimensions)} dimensions, more than CloudWatch's {MAX_DIMENSIONS}"
+        )
+    pairs = []
+    for key, val in dimensions.items():
+        dim_name = _check_text("dimension_name", key, MAX_DIMENSION_NAME_LENGTH)
+        if dim_name.startswith(":"):
+            raise InvalidMetricError("dimension_name.colon", f"dimension name must not start with ':': {dim_name!r}")
+        pairs.append((dim_name, _check_text("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)))
+    pairs.sort()
+    return tuple(pairs)
+
+
+def check_value(value: object) -> float:
+    # bool is an int subclass; True as a metric value is almost always a bug.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMetricError("value.type", f"value must be a number, got {type(value).__name__}: {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidMetricError("value.range", f"value {_short(value)} is outside +/-2^360") from None
+    if not math.isfinite(number):
+        raise InvalidMetricError("value.finite", f"value must be finite, got {number!r}")
+    if abs(number) > MAX_ABS_VALUE:
+        raise InvalidMetricError("value.range", f"value {number!r} is outside +/-2^360")
+    return number
+
+
+def check_values(values: object, counts: object | None) -> tuple[list[float], list[float]]:
+    """Validate a Values/Counts pair (counts default to 1 each)."""
+    if not isinstance(values, list | tuple) or not values:
+        raise InvalidMetricError("values.type", "values must be a non-empty list of numbers")
+    if len(values) > MAX_VALUES_PER_DATUM:
+        raise InvalidMetricError(
+            "values.count", f"{len(values)} values, more than CloudWatch's {MAX_VALUES_PER_DATUM} per datum"
+        )
+    checked = [check_value(v) for v in values]
+    if counts is None:
+        return checked, [1.0] * len(checked)
+    if not isinstance(counts, list | tuple) or len(counts) != len(values):
+        raise InvalidMetricError("counts.length", "counts must be a list as long as values")
+    checked_counts = []
+    for c in counts:
+        count = check_value(c)
+        if count < 0:
+            raise InvalidMetricError("counts.negative", f"counts must not be negative, got {count!r}")
+        checked_counts.append(count)
+    return checked, checked_counts
+
+
+def check_unit(unit: object) -> str:
+    if unit not in UNITS:
+        raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}; CloudWatch accepts {sorted(UNITS)}")
+    return str(unit)
+
+
+def check_resolution(resolution: object) -> int:
+    if isinstance(resolution, bool) or resolution not in STORAGE_RESOLUTIONS:
+        raise InvalidMetricError("resolution.value", f"storage resolution must be 1 or 60, got {_short(resolution)}")
+    return int(resolution)
+
+
+def to_epoch(timestamp: object) -> float:
+    """Epoch seconds from a datetime (naive = UTC), a number of epoch seconds, or an ISO 8601 string."""
+    if isinstance(timestamp, datetime):
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        return timestamp.timestamp()
+    if isinstance(timestamp, bool):
+        raise InvalidMetricError("timestamp.type", "timestamp must be a datetime or epoch seconds, got bool")
+    if isinstance(timestamp, int | float):
+        epoch = float(timestamp)
+        if not math.isfinite(epoch):
+            raise InvalidMetricError("timestamp.type", f"timestamp must be finite, got {epoch!r}")
+        return epoch
+    if isinstance(timestamp, str):
+        try:
+            parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidMetricError("timestamp.format", f"timestamp is not ISO 8601: {_short(timestamp)}") from None
+        return to_epoch(parsed)
+    raise InvalidMetricError("timestamp.type", f"timestamp must be a datetime or epoch seconds: {_short(timestamp)}")
+
+
+def check_timestamp(timestamp: object, now: float | None = None) -> float:
+    epoch = to_epoch(timestamp)
+    now = time.time() if now is None else now
+    if epoch < now - MAX_TIMESTAMP_AGE_SECONDS:
+        raise InvalidMetricError(
+            "timestamp.too_old", f"timestamp {epoch:.3f} is more than 14 days before now ({now:.0f})"
+        )
+    if epoch > now + MAX_TIMESTAMP_FUTURE_SECONDS:
+        raise InvalidMetricError(
+            "timestamp.too_new", f"timestamp {epoch:.3f} is more than 2 hours after now ({now:.0f})"
+        )
+    return epoch
+
+
+def describe(value: Any) -> str:
+    """A short printable form of a value for error messages and DLQ reasons."""
+    return _short(value)
