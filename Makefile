@@ -40,8 +40,9 @@ test-fast: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/metricbatch demo
 
+# cdk.json runs `python3 app.py`: the venv's python3 must come first on PATH.
 synth: setup
-	for env in $(ENVS); do npx cdk synth -q -c env=$$env -o cdk.out/$$env || exit 1; done
+	for env in $(ENVS); do PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth -q -c env=$$env -o cdk.out/$$env || exit 1; done
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks
