@@ -1,0 +1,75 @@
+"""The batcher Lambda function (entry point: lambdas/batcher/handler.py re-exports ``handler``).
+
+Environment: METRICBATCH_DLQ_URL, METRICBATCH_ALLOWED_NAMESPACES (comma-separated prefixes), optional
+METRICBATCH_QUEUE_URL (re-queue target, default: the source queue), POWERTOOLS_METRICS_NAMESPACE,
+POWERTOOLS_SERVICE_NAME. Self-metrics go out as EMF log lines: no PutMetricData calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from metricbatch.batcher import BatcherConfig, BatchReport
+from metricbatch.sqs_event import process_sqs_event
+
+logger = Logger()
+metrics = Metrics()
+copy_config_to_registered_loggers(
+    source_logger=logger,
+    include={"metricbatch.batcher", "metricbatch.publisher", "metricbatch.sqs_batch", "metricbatch.sqs_event"},
+)
+
+# The SDK's own retries stay short: the batcher retries with backoff within the invocation's remaining time.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+_clients: dict[str, Any] = {}
+_queue_urls: dict[str, str] = {}
+
+
+def _client(service: str) -> Any:
+    if service not in _clients:
+        _clients[service] = boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+    return _clients[service]
+
+
+def record_self_metrics(report: BatchReport) -> None:
+    for name, value in (
+        ("MetricsReceived", report.metrics_received),
+        ("MetricsRejected", report.metrics_rejected),
+        ("MetricsPublished", report.metrics_published),
+        ("PutMetricDataCalls", report.put_metric_data_calls),
+        ("ApiCallsSaved", report.api_calls_saved),
+        ("PutMetricDataRetries", report.put_metric_data_retries),
+        ("MessagesRequeued", report.messages_requeued),
+        ("MessagesSetAside", report.messages_set_aside),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response, report = process_sqs_event(
+        event,
+        context,
+        cloudwatch=_client("cloudwatch"),
+        sqs=_client("sqs"),
+        config=BatcherConfig.from_env(),
+        queue_url_cache=_queue_urls,
+    )
+    record_self_metrics(report)
+    logger.info(
+        "batch done",
+        extra={
+            "records": report.records,
+            "metrics_received": report.metrics_received,
+            "put_metric_data_calls": report.put_metric_data_calls,
+            "failed_records": report.failed_records,
+        },
+    )
+    return response
