@@ -7,6 +7,7 @@ POWERTOOLS_SERVICE_NAME. Self-metrics go out as EMF log lines: no PutMetricData 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -32,9 +33,11 @@ _queue_urls: dict[str, str] = {}
 
 
 def _client(service: str) -> Any:
-    if service not in _clients:
-        _clients[service] = boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
-    return _clients[service]
+    # Keyed by endpoint too, so a process that points AWS_ENDPOINT_URL elsewhere (local runs, tests) gets new clients.
+    key = f"{service}@{os.environ.get('AWS_ENDPOINT_URL', '')}"
+    if key not in _clients:
+        _clients[key] = boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+    return _clients[key]
 
 
 def record_self_metrics(report: BatchReport) -> None:

@@ -17,6 +17,10 @@ from urllib.parse import parse_qs
 from metricbatch.constants import SQS_BILLING_CHUNK_BYTES
 from metricbatch.local.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
 
+# Requests made on behalf of CloudWatch Logs' EMF extraction carry this in their User-Agent and are counted apart.
+EMF_AGENT_MARK = "metricbatch-emf-extraction"
+EMF_SUFFIX = "#emf"
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -160,6 +164,8 @@ class AwsGateway:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         operation = _operation(environ, body)
+        if EMF_AGENT_MARK in environ.get("HTTP_USER_AGENT", ""):
+            operation += EMF_SUFFIX  # EMF extraction stands in for CloudWatch Logs: not a billed PutMetricData
         status_holder: list[int] = [200]
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:

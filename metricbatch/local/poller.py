@@ -266,7 +266,10 @@ class SqsEventSourcePoller:
 
     def _forward_output(self, output: str) -> None:
         for line in output.splitlines():
-            if line.startswith("{") and '"_aws"' in line and self._emf_sink is not None:
+            if line.startswith("{") and '"_aws"' in line:
+                if self._emf_sink is None:
+                    print(line, flush=True)  # a worker's stdout: the CloudWatch agent extracts EMF from it
+                    continue
                 try:
                     self._emf_sink(json.loads(line))
                 except Exception:
