@@ -9,6 +9,11 @@ every dropped metric.
 from __future__ import annotations
 
 import atexit
+
+# boto3 imports concurrent.futures.thread, which registers an exit hook and fails once the interpreter is shutting
+# down. The sender may create its clients exactly then (a script that exits right after send_metric), so import it
+# here, on the caller's side, while registering is still allowed.
+import concurrent.futures.thread  # noqa: F401
 import itertools
 import logging
 import os
