@@ -64,8 +64,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         sqs=_client("sqs"),
         config=BatcherConfig.from_env(),
         queue_url_cache=_queue_urls,
+        on_report=record_self_metrics,
     )
-    record_self_metrics(report)
     logger.info(
         "batch done",
         extra={

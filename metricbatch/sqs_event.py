@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -49,8 +50,12 @@ def process_sqs_event(
     sqs: Any,
     config: BatcherConfig,
     queue_url_cache: dict[str, str] | None = None,
+    on_report: Callable[[BatchReport], None] | None = None,
 ) -> tuple[dict[str, Any], BatchReport]:
-    """Handle one SQS event; returns the partial batch response and what was done."""
+    """Handle one SQS event; returns the partial batch response and what was done.
+
+    ``on_report`` sees the report even when the whole batch fails (Powertools then raises BatchProcessingError).
+    """
 
     def time_left() -> float:
         return float(context.get_remaining_time_in_millis()) / 1000.0
