@@ -77,7 +77,11 @@ def process_sqs_event(
         )
 
     processor = AggregatingBatchProcessor(batcher)
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        if on_report is not None:
+            on_report(batcher.report)
     return dict(response), batcher.report
