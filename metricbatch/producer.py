@@ -146,8 +146,10 @@ class MetricProducer:
         """Validate one metric and buffer it; raises InvalidMetricError for anything CloudWatch would reject."""
         ns = namespace or self.config.namespace
         try:
+            # The resolution's type is part of the key: True == 1 must not reuse a validated resolution-1 series.
             key: tuple[Any, ...] | None = (
-                ns, name, unit, storage_resolution, tuple(dimensions.items()) if dimensions else ()
+                ns, name, unit, storage_resolution, type(storage_resolution),
+                tuple(dimensions.items()) if dimensions else (),
             )  # fmt: skip
             series = self._series.get(key)  # type: ignore[arg-type]
         except (TypeError, AttributeError):  # unhashable or not a mapping: validation below says why
