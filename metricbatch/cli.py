@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "metricbatch.commands.local",
     "metricbatch.commands.send",
     "metricbatch.commands.poll",
+    "metricbatch.commands.plan",
+    "metricbatch.commands.dlq",
 )
 
 

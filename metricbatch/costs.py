@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from metricbatch.constants import (
+    MAX_BATCHING_WINDOW_SECONDS,
+    MAX_DATUMS_PER_REQUEST,
+    MAX_LAMBDA_PAYLOAD_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_SQS_BATCH_ENTRIES,
+    MAX_SQS_BATCH_SIZE,
+    MAX_SQS_MESSAGE_BYTES,
+    MAX_SQS_RECEIVE_MESSAGES,
+    MAX_SQS_WAIT_SECONDS,
+    MAX_VALUES_PER_DATUM,
+    PRICE_CUSTOM_METRIC_MONTH,
     PRICE_LAMBDA_PER_GB_SECOND_ARM64,
     PRICE_LAMBDA_PER_REQUEST,
     PRICE_PUT_METRIC_DATA_PER_REQUEST,
     PRICE_SQS_PER_REQUEST,
+    PUT_METRIC_DATA_TPS_QUOTA,
+    SQS_BILLING_CHUNK_BYTES,
+    SQS_MESSAGE_HEADROOM_BYTES,
 )
 
 OLD_BATCHER_DATUMS_PER_CALL = 20  # the obsolete pre-2022 PutMetricData limit the TypeScript batcher used
@@ -73,3 +88,234 @@ def gb_seconds(handler_seconds: float, memory_mb: int) -> float:
 
 def per_million(cost: DesignCost, metrics: int) -> DesignCost:
     return cost.scaled(1_000_000 / metrics) if metrics else cost
+
+
+# --- the planning model (``metricbatch plan``) ----------------------------------------------------------------------
+# Hours per month as AWS's pricing calculator counts them (730 h).
+SECONDS_PER_MONTH = 730 * 3600
+# Bytes of one metric in wire format v1 as the producer writes it (measured: ~150 B with two dimensions).
+WIRE_BYTES_PER_METRIC = 150
+# Bytes one merged datum adds to a PutMetricData request: name, dimensions, timestamp, unit (measured ~150 B) ...
+DATUM_BYTES = 150
+# ... and each of its Values/Counts entries ("12.5, " + "1.0, ").
+VALUE_BYTES = 20
+# Handler cost model (measured by `make bench` on full batches; Lambda arm64 is in the same range).
+HANDLER_FIXED_SECONDS = 0.02  # per invocation: PutMetricData and DeleteMessageBatch round trips, Powertools
+HANDLER_SECONDS_PER_METRIC = 5e-6
+# Lambda's SQS event source mapping keeps about five pollers long-polling (20 s) an idle queue; SQS bills empty
+# receives too, so each design with a queue pays them whatever the traffic.
+IDLE_POLLERS = 5
+# A producer ships what it buffered every flush interval (ProducerConfig.flush_interval).
+DEFAULT_FLUSH_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanInputs:
+    """A workload and the pipeline's settings."""
+
+    rate: float  # metrics per second, all producers together
+    series: int  # distinct (namespace, name, dimensions, unit) combinations
+    batch_size: int = 20
+    window_seconds: float = 30.0
+    producers: int = 1  # processes running a MetricProducer
+    flush_interval_seconds: float = DEFAULT_FLUSH_INTERVAL_SECONDS
+    memory_mb: int = 256
+    wire_bytes_per_metric: int = WIRE_BYTES_PER_METRIC
+    handler_fixed_seconds: float = HANDLER_FIXED_SECONDS
+    handler_seconds_per_metric: float = HANDLER_SECONDS_PER_METRIC
+
+
+@dataclass(frozen=True)
+class DesignRates:
+    """Steady-state request rates (per second) of one design and what they cost per month."""
+
+    design: str
+    put_metric_data_per_second: float
+    sqs_billed_per_second: float = 0.0
+    invocations_per_second: float = 0.0
+    gb_seconds_per_second: float = 0.0
+
+    @property
+    def monthly(self) -> DesignCost:
+        return DesignCost(
+            self.design,
+            put_metric_data_calls=self.put_metric_data_per_second * SECONDS_PER_MONTH,
+            sqs_requests=self.sqs_billed_per_second * SECONDS_PER_MONTH,
+            lambda_invocations=self.invocations_per_second * SECONDS_PER_MONTH,
+            lambda_gb_seconds=self.gb_seconds_per_second * SECONDS_PER_MONTH,
+        )
+
+    @property
+    def over_tps_quota(self) -> bool:
+        return self.put_metric_data_per_second > PUT_METRIC_DATA_TPS_QUOTA
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The capacity and cost model's answer for one workload."""
+
+    inputs: PlanInputs
+    metrics_per_message: float
+    message_bytes: float
+    messages_per_second: float
+    messages_per_invocation: float
+    metrics_per_invocation: float
+    invocations_per_second: float
+    handler_seconds: float
+    concurrency: float
+    datums_per_invocation: float
+    put_metric_data_per_invocation: int
+    designs: tuple[DesignRates, ...]
+    storage_dollars_per_month: float
+    warnings: tuple[str, ...]
+
+    def design(self, name: str) -> DesignRates:
+        return next(d for d in self.designs if d.design == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": asdict(self.inputs),
+            "metrics_per_message": self.metrics_per_message,
+            "message_bytes": self.message_bytes,
+            "messages_per_second": self.messages_per_second,
+            "messages_per_invocation": self.messages_per_invocation,
+            "metrics_per_invocation": self.metrics_per_invocation,
+            "invocations_per_second": self.invocations_per_second,
+            "handler_seconds": self.handler_seconds,
+            "concurrency": self.concurrency,
+            "datums_per_invocation": self.datums_per_invocation,
+            "put_metric_data_per_invocation": self.put_metric_data_per_invocation,
+            "put_metric_data_tps_quota": PUT_METRIC_DATA_TPS_QUOTA,
+            "designs": {
+                d.design: {
+                    "put_metric_data_per_second": d.put_metric_data_per_second,
+                    "sqs_billed_per_second": d.sqs_billed_per_second,
+                    "invocations_per_second": d.invocations_per_second,
+                    "gb_seconds_per_second": d.gb_seconds_per_second,
+                    "over_tps_quota": d.over_tps_quota,
+                    "monthly": d.monthly.as_dict(),
+                }
+                for d in self.designs
+            },
+            "storage_dollars_per_month": self.storage_dollars_per_month,
+            "warnings": list(self.warnings),
+        }
+
+
+def billed_sqs_requests(requests: float, payload_bytes: float) -> float:
+    """SQS bills every request, and each 64 KiB chunk of its payload as one more."""
+    return max(requests, payload_bytes / SQS_BILLING_CHUNK_BYTES)
+
+
+def invocations_per_second(messages_per_second: float, batch_size: int, window_seconds: float) -> float:
+    """How often the event source mapping invokes: a batch closes at ``batch_size`` or after the window.
+
+    Below one message per window every message gets its own invocation.
+    """
+    if messages_per_second <= 0:
+        return 0.0
+    if window_seconds <= 0 or messages_per_second * window_seconds >= batch_size:
+        return messages_per_second / batch_size
+    return min(messages_per_second, 1.0 / window_seconds)
+
+
+def _idle_receives_per_second(rate: float) -> float:
+    return IDLE_POLLERS / MAX_SQS_WAIT_SECONDS if rate > 0 else 0.0
+
+
+def plan(inputs: PlanInputs) -> Plan:
+    """Messages, invocations, concurrency, PutMetricData TPS and monthly dollars of designs 1-4 for a workload."""
+    rate, warnings = inputs.rate, []
+    if inputs.batch_size > 10 and inputs.window_seconds < 1:
+        warnings.append(
+            f"batch size {inputs.batch_size} > 10 needs a batching window of at least 1 s; "
+            f"the event source mapping rejects window {inputs.window_seconds:g} s"
+        )
+    if not 1 <= inputs.batch_size <= MAX_SQS_BATCH_SIZE:
+        warnings.append(f"batch size {inputs.batch_size} is outside the event source's 1..{MAX_SQS_BATCH_SIZE}")
+    if inputs.window_seconds > MAX_BATCHING_WINDOW_SECONDS:
+        warnings.append(f"window {inputs.window_seconds:g} s exceeds the {MAX_BATCHING_WINDOW_SECONDS} s maximum")
+
+    # Producers: each ships what it buffered every flush interval, at most one message's worth per message.
+    max_per_message = (MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES) // inputs.wire_bytes_per_metric
+    per_producer = rate / max(1, inputs.producers)
+    metrics_per_message = max(1.0, min(per_producer * inputs.flush_interval_seconds, float(max_per_message)))
+    message_bytes = metrics_per_message * inputs.wire_bytes_per_metric
+    messages_per_second = rate / metrics_per_message if rate > 0 else 0.0
+
+    # The event source mapping: batch size, window, and the 6 MB invocation payload.
+    batch_size = max(1, inputs.batch_size)
+    if batch_size * message_bytes > MAX_LAMBDA_PAYLOAD_BYTES:
+        fits = max(1, int(MAX_LAMBDA_PAYLOAD_BYTES // message_bytes))
+        warnings.append(
+            f"{batch_size} messages of {message_bytes / 1e6:.2f} MB exceed Lambda's 6 MB payload; "
+            f"batches close at {fits} messages"
+        )
+        batch_size = fits
+    invocations = invocations_per_second(messages_per_second, batch_size, inputs.window_seconds)
+    messages_per_invocation = messages_per_second / invocations if invocations else 0.0
+    metrics_per_invocation = messages_per_invocation * metrics_per_message
+
+    # One datum per series and minute, split at 150 distinct values (worst case: every value distinct).
+    series_seen = min(float(inputs.series), metrics_per_invocation)
+    per_series = metrics_per_invocation / series_seen if series_seen else 0.0
+    datums = series_seen * math.ceil(per_series / MAX_VALUES_PER_DATUM) if series_seen else 0.0
+    request_bytes = datums * DATUM_BYTES + metrics_per_invocation * VALUE_BYTES
+    calls_per_invocation = (
+        max(1, math.ceil(datums / MAX_DATUMS_PER_REQUEST), math.ceil(request_bytes / MAX_REQUEST_BYTES))
+        if invocations
+        else 0
+    )
+    handler_seconds = inputs.handler_fixed_seconds + inputs.handler_seconds_per_metric * metrics_per_invocation
+    concurrency = invocations * handler_seconds  # Little's law
+    idle = _idle_receives_per_second(rate)
+    bytes_per_second = rate * inputs.wire_bytes_per_metric
+
+    ours = DesignRates(
+        "metricbatch",
+        put_metric_data_per_second=invocations * calls_per_invocation,
+        # send (10 per SendMessageBatch) + receive (10 per call) + delete (10 per batch), chunks of 64 KiB
+        sqs_billed_per_second=billed_sqs_requests(messages_per_second / MAX_SQS_BATCH_ENTRIES, bytes_per_second)
+        + billed_sqs_requests(messages_per_second / MAX_SQS_RECEIVE_MESSAGES, bytes_per_second)
+        + messages_per_second / MAX_SQS_BATCH_ENTRIES
+        + idle,
+        invocations_per_second=invocations,
+        gb_seconds_per_second=gb_seconds(concurrency, inputs.memory_mb),
+    )
+    naive_invocations = rate / OLD_BATCHER_DATUMS_PER_CALL
+    naive_seconds = inputs.handler_fixed_seconds + inputs.handler_seconds_per_metric * OLD_BATCHER_DATUMS_PER_CALL
+    naive = DesignRates(
+        "naive-queue",
+        put_metric_data_per_second=naive_invocations,
+        sqs_billed_per_second=rate + 2 * rate / MAX_SQS_RECEIVE_MESSAGES + idle,  # one SendMessage per metric
+        invocations_per_second=naive_invocations,
+        gb_seconds_per_second=gb_seconds(naive_invocations * naive_seconds, inputs.memory_mb),
+    )
+    designs = (
+        DesignRates("direct", put_metric_data_per_second=rate),
+        DesignRates("old-batcher-20", put_metric_data_per_second=rate / OLD_BATCHER_DATUMS_PER_CALL),
+        naive,
+        ours,
+    )
+    for design in designs:
+        if design.over_tps_quota:
+            warnings.append(
+                f"{design.design}: {design.put_metric_data_per_second:,.1f} PutMetricData/s exceeds the "
+                f"{PUT_METRIC_DATA_TPS_QUOTA} TPS account quota (throttling)"
+            )
+    return Plan(
+        inputs=inputs,
+        metrics_per_message=metrics_per_message,
+        message_bytes=message_bytes,
+        messages_per_second=messages_per_second,
+        messages_per_invocation=messages_per_invocation,
+        metrics_per_invocation=metrics_per_invocation,
+        invocations_per_second=invocations,
+        handler_seconds=handler_seconds,
+        concurrency=concurrency,
+        datums_per_invocation=datums,
+        put_metric_data_per_invocation=calls_per_invocation,
+        designs=designs,
+        storage_dollars_per_month=inputs.series * PRICE_CUSTOM_METRIC_MONTH,
+        warnings=tuple(warnings),
+    )
