@@ -1,0 +1,257 @@
+"""MetricBatcher over fakes: bad input goes to the DLQ with its reason, valid datums are published exactly once,
+unsent datums are re-queued with an attempt count, and nothing is lost when the DLQ itself is down."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from metricbatch.batcher import ATTR_REASON, ATTR_RULE, ATTR_SOURCE, BatcherConfig, MetricBatcher
+
+from .fakes import FakeClock, FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
+
+QUEUE = "https://sqs.fake/123456789012/metrics"
+DLQ = "https://sqs.fake/123456789012/metrics-dlq"
+
+
+def metric(name: str, value: float, namespace: str = "Shop/Checkout", **extra: Any) -> dict[str, Any]:
+    return {"namespace": namespace, "name": name, "value": value, "timestamp": time.time() - 30, **extra}
+
+
+def body(*metrics: dict[str, Any], attempt: int = 0) -> str:
+    envelope: dict[str, Any] = {"v": 1, "metrics": list(metrics)}
+    if attempt:
+        envelope["attempt"] = attempt
+    return json.dumps(envelope)
+
+
+def make_batcher(
+    cloudwatch: FakeCloudWatch,
+    sqs: FakeSqs,
+    *,
+    clock: FakeClock | None = None,
+    **config: Any,
+) -> MetricBatcher:
+    settings: dict[str, Any] = {"dlq_url": DLQ, "queue_url": QUEUE, **config}
+    clock = clock or FakeClock(budget=60)
+    return MetricBatcher(
+        BatcherConfig(**settings), cloudwatch=cloudwatch, sqs=sqs, time_left=clock.time_left, sleep=clock.sleep
+    )
+
+
+def test_bad_input_goes_to_the_dlq_and_valid_datums_are_published_once() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs, allowed_namespaces=("Shop/",))
+    # GIVEN a batch with an unparseable body, an unknown version, a message mixing valid and invalid datums,
+    # a foreign namespace and a plain good message
+    batcher.add_record("m-json", "this is not json")
+    batcher.add_record("m-version", json.dumps({"v": 2, "metrics": [metric("Latency", 1.0)]}))
+    mixed = body(metric("Latency", 10.0), metric("Latency", float("nan")), metric("Latency", 20.0))
+    assert "NaN" in mixed
+    batcher.add_record("m-mixed", mixed)
+    batcher.add_record("m-foreign", body(metric("Latency", 99.0, namespace="Other/Team"), metric("Latency", 30.0)))
+    batcher.add_record("m-good", body(metric("Latency", 40.0), metric("Orders", 1.0, unit="Count")))
+    # WHEN the batch finishes
+    failures = batcher.finish()
+    # THEN no record fails: everything is either published or set aside
+    assert failures == []
+    # AND CloudWatch got every valid datum exactly once, in one call
+    assert sorted(v for v, _ in cloudwatch.samples("Latency")) == [10.0, 20.0, 30.0, 40.0]
+    assert cloudwatch.total("Orders") == 1.0
+    assert len(cloudwatch.requests) == 1
+    # AND the DLQ holds one message per bad part, with rule, reason and source attributes
+    dlq = {m["Attributes"][ATTR_SOURCE]: m for m in sqs.messages(DLQ)}
+    assert set(dlq) == {"m-json", "m-version", "m-mixed", "m-foreign"}
+    rules = {source: m["Attributes"][ATTR_RULE] for source, m in dlq.items()}
+    assert rules == {
+        "m-json": "body.json",
+        "m-version": "envelope.version",
+        "m-mixed": "value.finite",
+        "m-foreign": "namespace.not_allowed",
+    }
+    assert all(m["Attributes"][ATTR_REASON] for m in dlq.values())
+    assert dlq["m-json"]["Body"] == "this is not json"  # unparseable bodies are kept verbatim
+    mixed_aside = json.loads(dlq["m-mixed"]["Body"])
+    assert len(mixed_aside["metrics"]) == 1 and mixed_aside["errors"][0]["index"] == 1
+    foreign_aside = json.loads(dlq["m-foreign"]["Body"])
+    assert [m["namespace"] for m in foreign_aside["metrics"]] == ["Other/Team"]
+    # AND nothing was re-queued; the report adds up
+    assert sqs.messages(QUEUE) == []
+    report = batcher.report
+    assert (report.records, report.metrics_received, report.metrics_rejected) == (5, 7, 2)
+    assert report.metrics_published == 5
+    assert report.put_metric_data_calls == 1
+    assert report.messages_set_aside == 4
+    assert report.api_calls_saved == 7 - 1
+
+
+def test_datums_of_many_records_merge_into_few_calls() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    now = time.time()
+    for r in range(20):
+        batcher.add_record(f"m{r}", body(*[metric("Latency", float(i), timestamp=now - 1) for i in range(50)]))
+    assert batcher.finish() == []
+    assert len(cloudwatch.requests) == 1
+    assert cloudwatch.sample_count("Latency") == 1000
+    assert cloudwatch.total("Latency") == 20 * sum(range(50))
+    assert batcher.report.metrics_published == 1000
+
+
+def test_default_timestamp_is_the_sent_timestamp() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    sent = int((time.time() - 3600) * 1000)
+    batcher.add_record("m1", json.dumps({"v": 1, "metrics": [{"namespace": "Shop", "name": "L", "value": 1}]}),
+                       sent_timestamp_ms=str(sent))  # fmt: skip
+    assert batcher.finish() == []
+    ((_, datum),) = cloudwatch.datums()
+    assert datum["Timestamp"] == sent // 1000
+
+
+def test_throttling_beyond_the_budget_requeues_only_the_unsent_datums() -> None:
+    # GIVEN CloudWatch throttles one namespace without end and the invocation has 8 s left
+    def throttle_payments(params: dict[str, Any]) -> BaseException | None:
+        return throttling() if params["Namespace"] == "Payments" else None
+
+    cloudwatch, sqs = FakeCloudWatch(fail_with=throttle_payments), FakeSqs()
+    clock = FakeClock(budget=8.0)
+    batcher = make_batcher(cloudwatch, sqs, clock=clock)
+    batcher.add_record("m1", body(metric("Latency", 1.0), metric("Charge", 5.0, namespace="Payments")))
+    batcher.add_record("m2", body(metric("Charge", 7.0, namespace="Payments"), metric("Latency", 2.0)))
+    # WHEN the batch finishes
+    failures = batcher.finish()
+    # THEN the healthy namespace is published once, the throttled one re-queued once, attempt 1, and nothing fails
+    assert failures == []
+    assert sorted(v for v, _ in cloudwatch.samples()) == [1.0, 2.0]
+    requeued = sqs.envelopes(QUEUE)
+    assert len(requeued) == 1
+    assert requeued[0]["attempt"] == 1
+    charged = [(m["namespace"], m["name"], sorted(m["values"])) for m in requeued[0]["metrics"]]
+    assert charged == [("Payments", "Charge", [5.0, 7.0])]
+    assert sqs.messages(DLQ) == []
+    assert batcher.report.messages_requeued == 1
+    # AND the retries stopped before the reserve was touched
+    assert clock.now <= 8.0 - 2.0
+    assert batcher.report.put_metric_data_retries >= 1
+
+
+def test_requeued_message_is_published_on_redelivery() -> None:
+    # GIVEN the message a throttled invocation re-queued
+    first_sqs = FakeSqs()
+    first = make_batcher(FakeCloudWatch(always=throttling()), first_sqs, clock=FakeClock(budget=5))
+    first.add_record("m1", body(metric("Latency", 1.0), metric("Latency", 2.0)))
+    assert first.finish() == []
+    (requeued,) = first_sqs.messages(QUEUE)
+    # WHEN a later invocation receives it and CloudWatch is back
+    cloudwatch = FakeCloudWatch()
+    second = make_batcher(cloudwatch, FakeSqs())
+    second.add_record("m2", requeued["Body"])
+    # THEN the datums are published, and not counted as newly received
+    assert second.finish() == []
+    assert sorted(v for v, _ in cloudwatch.samples("Latency")) == [1.0, 2.0]
+    assert second.report.metrics_received == 0
+
+
+def test_attempt_past_the_limit_goes_to_the_dlq_instead_of_cycling() -> None:
+    cloudwatch, sqs = FakeCloudWatch(always=throttling()), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs, clock=FakeClock(budget=5), max_requeue_attempts=3)
+    batcher.add_record("m1", body(metric("Latency", 1.0), attempt=3))
+    batcher.add_record("m2", body(metric("Orders", 2.0), attempt=2))
+    assert batcher.finish() == []
+    # the message already re-queued 3 times is set aside; the one at 2 is re-queued as attempt 3
+    (aside,) = sqs.messages(DLQ)
+    assert aside["Attributes"][ATTR_RULE] == "cloudwatch.unavailable"
+    assert "Throttling" in aside["Attributes"][ATTR_REASON]
+    assert [m["name"] for m in json.loads(aside["Body"])["metrics"]] == ["Latency"]
+    (requeued,) = sqs.envelopes(QUEUE)
+    assert requeued["attempt"] == 3
+    assert [m["name"] for m in requeued["metrics"]] == ["Orders"]
+
+
+def test_dlq_unreachable_fails_that_record_and_holds_back_its_valid_datums() -> None:
+    # GIVEN the DLQ cannot be written
+    def dlq_down(url: str) -> BaseException | None:
+        return client_error("AccessDenied", 403, "SendMessageBatch") if url == DLQ else None
+
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs(raise_for=dlq_down)
+    batcher = make_batcher(cloudwatch, sqs)
+    batcher.add_record("m-mixed", body(metric("Latency", 10.0), metric("Latency", 5.0, unit="ms")))
+    batcher.add_record("m-good", body(metric("Latency", 20.0)))
+    # WHEN the batch finishes
+    failures = batcher.finish()
+    # THEN the record whose bad part could not be set aside fails whole (SQS will redeliver it) ...
+    assert failures == ["m-mixed"]
+    # ... and its valid datum is not published now, so the redelivery cannot double-count it
+    assert [v for v, _ in cloudwatch.samples("Latency")] == [20.0]
+    assert batcher.report.failed_records == 1
+
+
+def test_dlq_not_configured_fails_records_with_bad_parts() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs, dlq_url=None)
+    batcher.add_record("m-bad", "{")
+    batcher.add_record("m-good", body(metric("Latency", 1.0)))
+    assert batcher.finish() == ["m-bad"]
+    assert cloudwatch.total("Latency") == 1.0
+
+
+def test_requeue_failure_fails_the_records_of_the_unsent_datums() -> None:
+    def queue_down(url: str) -> BaseException | None:
+        return connection_error(url) if url == QUEUE else None
+
+    def throttle_payments(params: dict[str, Any]) -> BaseException | None:
+        return throttling() if params["Namespace"] == "Payments" else None
+
+    cloudwatch, sqs = FakeCloudWatch(fail_with=throttle_payments), FakeSqs(raise_for=queue_down)
+    batcher = make_batcher(cloudwatch, sqs, clock=FakeClock(budget=5))
+    batcher.add_record("m-pay", body(metric("Charge", 5.0, namespace="Payments")))
+    batcher.add_record("m-shop", body(metric("Latency", 1.0)))
+    assert batcher.finish() == ["m-pay"]
+    assert cloudwatch.total("Latency") == 1.0
+
+
+def test_datum_cloudwatch_rejects_goes_to_the_dlq_and_the_rest_is_published() -> None:
+    def reject_secret(params: dict[str, Any]) -> BaseException | None:
+        if any(d["MetricName"] == "Secret" for d in params["MetricData"]):
+            return client_error("InvalidParameterValue", 400)
+        return None
+
+    cloudwatch, sqs = FakeCloudWatch(fail_with=reject_secret), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    batcher.add_record("m1", body(*[metric(f"M{i}", float(i)) for i in range(10)], metric("Secret", 1.0)))
+    assert batcher.finish() == []
+    assert sorted(d["MetricName"] for _, d in cloudwatch.datums()) == sorted(f"M{i}" for i in range(10))
+    (aside,) = sqs.messages(DLQ)
+    assert aside["Attributes"][ATTR_RULE] == "cloudwatch.rejected"
+    assert [m["name"] for m in json.loads(aside["Body"])["metrics"]] == ["Secret"]
+    assert batcher.report.metrics_rejected == 1
+
+
+def test_excluded_records_contribute_nothing() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    batcher.add_record("m1", body(metric("Latency", 1.0)))
+    batcher.add_record("m2", body(metric("Latency", 2.0)))
+    assert batcher.finish(exclude={"m1"}) == ["m1"]
+    assert [v for v, _ in cloudwatch.samples()] == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "allowed", "dlq"),
+    [
+        ({}, (), None),
+        (
+            {"METRICBATCH_ALLOWED_NAMESPACES": "Shop/, Payments ,", "METRICBATCH_DLQ_URL": DLQ},
+            ("Shop/", "Payments"),
+            DLQ,
+        ),
+    ],
+)
+def test_config_from_environment(environ: dict[str, str], allowed: tuple[str, ...], dlq: str | None) -> None:
+    config = BatcherConfig.from_env(environ)
+    assert (config.allowed_namespaces, config.dlq_url) == (allowed, dlq)
+    assert BatcherConfig.from_env(environ, dlq_url="https://explicit").dlq_url == "https://explicit"

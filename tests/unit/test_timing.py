@@ -1,0 +1,102 @@
+"""timer, flush_after and flushing over a producer with a fake queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from metricbatch import flush_after, flushing, timer
+
+from .conftest import QUEUE_URL, ProducerFactory
+from .fakes import FakeSqs
+
+
+def by_name(sqs: FakeSqs) -> dict[str, dict[str, object]]:
+    metrics = sqs.metrics(QUEUE_URL)
+    named = {str(m["name"]): m for m in metrics}
+    assert len(named) == len(metrics), "each timer metric is sent once"
+    return named
+
+
+def test_timer_records_duration_and_success(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer()
+    # WHEN a block taking ~20 ms is timed
+    with timer("Db.Get", namespace="Shop", dimensions={"Table": "orders"}, producer=producer):
+        time.sleep(0.02)
+    assert producer.flush(timeout=5)
+    # THEN its duration in Milliseconds and a success count go out, with the same dimensions
+    metrics = by_name(fake_sqs)
+    assert set(metrics) == {"Db.Get", "Db.Get.Success", "Db.Get.Error"}
+    duration = metrics["Db.Get"]
+    assert duration["unit"] == "Milliseconds"
+    assert isinstance(duration["value"], float) and 15.0 <= duration["value"] < 2000.0
+    assert (metrics["Db.Get.Success"]["value"], metrics["Db.Get.Error"]["value"]) == (1.0, 0.0)
+    assert all(m["unit"] in {"Milliseconds", "Count"} for m in metrics.values())
+    assert metrics["Db.Get.Error"]["unit"] == "Count"
+    assert all(m["namespace"] == "Shop" and m["dimensions"] == {"Table": "orders"} for m in metrics.values())
+
+
+def test_timer_records_an_error_and_reraises(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer()
+    with pytest.raises(KeyError, match="missing"), timer("Db.Get", producer=producer):
+        raise KeyError("missing")
+    assert producer.flush(timeout=5)
+    metrics = by_name(fake_sqs)
+    assert (metrics["Db.Get.Success"]["value"], metrics["Db.Get.Error"]["value"]) == (0.0, 1.0)
+    assert metrics["Db.Get"]["namespace"] == "Unit/Test"  # the producer's default namespace
+
+
+def test_timer_as_decorator_times_every_call(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer()
+
+    @timer("S3.Put", producer=producer)
+    def put(fail: bool) -> str:
+        if fail:
+            raise RuntimeError("boom")
+        return "ok"
+
+    assert put(False) == "ok"
+    assert put(False) == "ok"
+    with pytest.raises(RuntimeError):
+        put(True)
+    assert producer.flush(timeout=5)
+    metrics = fake_sqs.metrics(QUEUE_URL)
+    assert sum(m["value"] for m in metrics if m["name"] == "S3.Put.Success") == 2.0
+    assert sum(m["value"] for m in metrics if m["name"] == "S3.Put.Error") == 1.0
+    assert len([m for m in metrics if m["name"] == "S3.Put"]) == 3
+
+
+def test_flush_after_flushes_before_the_handler_returns(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    # GIVEN a producer that on its own would not send for 30 s
+    producer = make_producer(flush_interval=30)
+
+    @flush_after(producer=producer, timeout=5)
+    def handler(event: dict[str, int], context: object) -> int:
+        producer.send_metric("Handled", float(event["n"]))
+        return event["n"]
+
+    # WHEN the decorated handler returns THEN its metric is already in the queue
+    assert handler({"n": 3}, None) == 3
+    assert [m["value"] for m in fake_sqs.metrics(QUEUE_URL)] == [3.0]
+    assert handler.__name__ == "handler"
+
+
+def test_flush_after_flushes_even_when_the_handler_raises(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer(flush_interval=30)
+
+    @flush_after(producer=producer)
+    def handler() -> None:
+        producer.send_metric("Before", 1.0)
+        raise ValueError("bad event")
+
+    with pytest.raises(ValueError, match="bad event"):
+        handler()
+    assert [m["name"] for m in fake_sqs.metrics(QUEUE_URL)] == ["Before"]
+
+
+def test_flushing_context_flushes_on_exit(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer(flush_interval=30)
+    with flushing(producer=producer, timeout=5):
+        producer.send_metric("Inside", 1.0)
+    assert [m["name"] for m in fake_sqs.metrics(QUEUE_URL)] == ["Inside"]
