@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from metricbatch.batcher import BatcherConfig, BatchReport
+from metricbatch.environments import SELF_METRICS_NAMESPACE, SERVICE_NAME
 from metricbatch.sqs_event import process_sqs_event
 
 logger = Logger()
@@ -28,6 +29,9 @@ copy_config_to_registered_loggers(
 
 # The SDK's own retries stay short: the batcher retries with backoff within the invocation's remaining time.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+# None for PutMetricData: the SDK's backoff (up to 1 s, then 2 s) ignores the deadline and overran a 3 s function;
+# CloudWatchPublisher retries with jittered backoff only while the invocation's remaining time allows.
+_CLIENT_CONFIGS = {"cloudwatch": _CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 1}))}
 _clients: dict[str, Any] = {}
 _queue_urls: dict[str, str] = {}
 
@@ -36,11 +40,16 @@ def _client(service: str) -> Any:
     # Keyed by endpoint too, so a process that points AWS_ENDPOINT_URL elsewhere (local runs, tests) gets new clients.
     key = f"{service}@{os.environ.get('AWS_ENDPOINT_URL', '')}"
     if key not in _clients:
-        _clients[key] = boto3.client(service, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+        config = _CLIENT_CONFIGS.get(service, _CLIENT_CONFIG)
+        _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
     return _clients[key]
 
 
 def record_self_metrics(report: BatchReport) -> None:
+    # Read at call time, not when Powertools read it at import: without a namespace, flushing would raise after the
+    # batch was published and Lambda would redeliver (and re-publish) the whole batch.
+    metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or SELF_METRICS_NAMESPACE
+    metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE_NAME
     for name, value in (
         ("MetricsReceived", report.metrics_received),
         ("MetricsRejected", report.metrics_rejected),

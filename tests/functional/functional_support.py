@@ -119,6 +119,14 @@ def receive_all(pipeline: LocalPipeline, queue_url: str | None = None) -> list[d
         messages.extend(batch)
 
 
+def peek(pipeline: LocalPipeline, queue_url: str | None = None) -> list[dict[str, Any]]:
+    """Up to 10 visible messages of a queue, left visible (one receive with a visibility timeout of 0)."""
+    response = pipeline.sqs.receive_message(
+        QueueUrl=queue_url or pipeline.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0
+    )
+    return list(response.get("Messages", []))
+
+
 def discard_all(pipeline: LocalPipeline) -> int:
     """Delete every visible message of the main queue; returns how many there were."""
     messages = receive_all(pipeline)
