@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "metricbatch.commands.send",
     "metricbatch.commands.poll",
     "metricbatch.commands.plan",
+    "metricbatch.commands.savings",
     "metricbatch.commands.dlq",
 )
 
