@@ -151,20 +151,11 @@ def test_flush_with_nothing_buffered_returns_true(make_producer: ProducerFactory
     assert producer.stats()["sent"] == 0
 
 
-def test_full_buffer_drops_new_metrics_and_counts_them() -> None:
+def test_full_buffer_drops_new_metrics_and_counts_them(make_producer: ProducerFactory) -> None:
     # GIVEN a sender stuck inside SendMessageBatch and room for 10 metrics
     gate = threading.Event()
     sqs = FakeSqs(gate=gate)
-    producer = MetricProducer(
-        queue_url=QUEUE_URL,
-        namespace="Unit/Test",
-        sqs_client=sqs,
-        cloudwatch_client=FakeCloudWatch(),
-        max_buffered=10,
-        flush_interval=0.05,
-        handle_sigterm=False,
-        exit_flush_timeout=2,
-    )
+    producer = make_producer(sqs_client=sqs, max_buffered=10)
     try:
         producer.send_metric("Latency", 0.0)
         assert sqs.entered.wait(5), "the sender never called SendMessageBatch"
@@ -264,12 +255,10 @@ def test_fallback_off_drops_when_sqs_is_down(make_producer: ProducerFactory, fak
     assert fake_cloudwatch.attempts == 0
 
 
-def test_flush_timeout_returns_false_while_sqs_is_stuck() -> None:
+def test_flush_timeout_returns_false_while_sqs_is_stuck(make_producer: ProducerFactory) -> None:
     gate = threading.Event()
     sqs = FakeSqs(gate=gate)
-    producer = MetricProducer(
-        queue_url=QUEUE_URL, namespace="Unit/Test", sqs_client=sqs, flush_interval=0.05, handle_sigterm=False
-    )
+    producer = make_producer(sqs_client=sqs)
     try:
         producer.send_metric("Latency", 1.0)
         assert producer.flush(timeout=0.2) is False
