@@ -1,0 +1,101 @@
+"""Metrics buffered when a service exits without flush(), or is sent SIGTERM, still reach the queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from functional_support import take_dlq, unique_namespace
+
+from metricbatch.local.stack import LocalPipeline
+
+METRICS = 5000
+CHILD_TIMEOUT = 30
+
+SEND = """
+    import os, signal, sys, time
+    from metricbatch import send_metric
+
+    def send():
+        for i in range(int(sys.argv[1])):
+            send_metric("Exits", 0.5, dimensions={"Host": f"h{i % 4}"})
+"""
+ENDINGS = {
+    # the script just ends: no flush(), no close()
+    "normal-exit": """
+    send()
+    """,
+    # SIGTERM with the default disposition: the process must still die of SIGTERM, after flushing
+    "sigterm": """
+    send()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(CHILD_TIMEOUT)
+    print("survived SIGTERM", flush=True)
+    """,
+    # the application's own handler, installed before the first metric: the library chains to it
+    "app-handler-first": """
+    def on_sigterm(signum, frame):
+        print("app handler called", flush=True)
+        sys.exit(3)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    send()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(CHILD_TIMEOUT)
+    """,
+    # the application's own handler, installed after the first metric (replacing the library's): exit still flushes
+    "app-handler-later": """
+    def on_sigterm(signum, frame):
+        print("app handler called", flush=True)
+        sys.exit(3)
+
+    send()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(CHILD_TIMEOUT)
+    """,
+}
+EXPECTED_EXIT = {"normal-exit": 0, "sigterm": -signal.SIGTERM, "app-handler-first": 3, "app-handler-later": 3}
+
+
+def _child_env(pipeline: LocalPipeline, namespace: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_", "POWERTOOLS_"))}
+    return {**env, **pipeline.env(), "METRICBATCH_NAMESPACE": namespace}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_every_metric_buffered_at_exit_or_sigterm_reaches_the_queue(clean_pipeline: LocalPipeline, ending: str) -> None:
+    pipeline = clean_pipeline
+    namespace = unique_namespace("Exit")
+    script = textwrap.dedent(SEND + ENDINGS[ending]).replace("CHILD_TIMEOUT", str(CHILD_TIMEOUT))
+
+    # GIVEN a service process that sends metrics and never calls flush()
+    # WHEN it ends as this case says
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(METRICS)],
+        check=False,
+        env=_child_env(pipeline, namespace),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT + 10,
+    )
+    elapsed = time.monotonic() - started
+
+    # THEN it ends the way it would have without the library, promptly
+    assert child.returncode == EXPECTED_EXIT[ending], child.stderr[-2000:]
+    assert "survived" not in child.stdout
+    assert elapsed < 15, elapsed
+    if ending.startswith("app-handler"):
+        assert "app handler called" in child.stdout
+    # AND every metric it sent is in the queue: once drained, CloudWatch holds all of them
+    assert pipeline.queue_depth() >= 1
+    pipeline.poller.drain(timeout=30, window_seconds=0.5)
+    sums = [pipeline.read_series(namespace, "Exits", {"Host": f"h{k}"}) for k in range(4)]
+    assert sums == [(METRICS / 4 * 0.5, METRICS / 4)] * 4
+    assert take_dlq(pipeline) == []
