@@ -144,7 +144,7 @@ class MetricProducer:
         storage_resolution: int = 60,
     ) -> None:
         """Validate one metric and buffer it; raises InvalidMetricError for anything CloudWatch would reject."""
-        ns = namespace or self.config.namespace
+        ns = self.config.namespace if namespace is None else namespace
         try:
             # The resolution's type is part of the key: True == 1 must not reuse a validated resolution-1 series.
             key: tuple[Any, ...] | None = (
