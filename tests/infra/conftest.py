@@ -17,6 +17,7 @@ import pytest
 
 from metricbatch.environments import PipelineSettings, settings_for
 
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before the in-process tests start jsii
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The CDK app imports `infra` from the repository root, as `python3 app.py` does; the in-process tests do the same.
 if str(REPO_ROOT) not in sys.path:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import filecmp
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,3 +185,28 @@ def test_asset_is_small_and_holds_nothing_else(env_synth: SynthResult) -> None:
     assert top_level == {"lambdas", "metricbatch"}
     assert not [p for p in files if "__pycache__" in p.parts or p.suffix == ".pyc"]
     assert sum(p.stat().st_size for p in files) < 1_000_000
+
+
+def test_handler_imports_from_the_asset_alone(synth: SynthCache, tmp_path: Path) -> None:
+    # As the Lambda runtime does it: the asset root on sys.path, the handler string turned into a module name.
+    asset = _asset_dir(synth("prod"))
+    _, function = synth("prod").only("AWS::Lambda::Function")
+    module, attribute = function["Properties"]["Handler"].rsplit(".", 1)
+    probe = (
+        "import importlib, sys; "
+        f"handler = getattr(importlib.import_module({module.replace('/', '.')!r}), {attribute!r}); "
+        "import metricbatch; print(callable(handler), metricbatch.__file__)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(asset),
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_SERVICE_NAME": "probe",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    is_callable, package_file = done.stdout.split()
+    assert is_callable == "True"
+    assert Path(package_file).is_relative_to(asset)
