@@ -150,16 +150,18 @@ class MetricBatcher:
             self.report.metrics_received += len(envelope["metrics"])
         if rejected:
             self.report.metrics_rejected += len(rejected)
-            body_out = json.dumps(
-                {"v": 1, "metrics": rejected, "errors": errors, "source_message_id": message_id},
-                allow_nan=True,
-            )
-            first = errors[0]
-            record.set_aside.append(
-                self._set_aside_message(
-                    body_out, first["rule"], f"{len(rejected)} invalid metric(s); first: {first['reason']}", record
+            # Several DLQ messages if need be: the invalid metrics plus their reasons can outgrow the SQS limit.
+            for chunk, chunk_errors in _set_aside_chunks(rejected, errors):
+                body_out = json.dumps(
+                    {"v": 1, "metrics": chunk, "errors": chunk_errors, "source_message_id": message_id},
+                    allow_nan=True,
                 )
-            )
+                first = chunk_errors[0]
+                record.set_aside.append(
+                    self._set_aside_message(
+                        body_out, first["rule"], f"{len(chunk)} invalid metric(s); first: {first['reason']}", record
+                    )
+                )
 
     def _set_aside_message(self, body: str, rule: str, reason: str, record: _Record) -> OutgoingMessage:
         logger.info("setting aside part of message %s: %s", record.message_id, rule)
@@ -297,6 +299,27 @@ class MetricBatcher:
                 return None
             self._queue_urls[arn] = response["QueueUrl"]
         return self._queue_urls[arn]
+
+
+def _set_aside_chunks(rejected: list[Any], errors: list[dict[str, Any]]) -> list[tuple[list[Any], list[Any]]]:
+    """Invalid metrics and their errors in groups whose DLQ body stays under the SQS message limit."""
+    # Headroom twice over: once for the envelope, once for the attributes (a reason of up to 1,000 characters).
+    limit = MAX_SQS_MESSAGE_BYTES - 2 * SQS_MESSAGE_HEADROOM_BYTES
+    chunks: list[tuple[list[Any], list[Any]]] = []
+    metrics: list[Any] = []
+    chunk_errors: list[Any] = []
+    size = 0
+    for metric, error in zip(rejected, errors, strict=True):
+        item_size = len(json.dumps(metric, allow_nan=True).encode()) + len(json.dumps(error).encode()) + 2
+        if metrics and size + item_size > limit:
+            chunks.append((metrics, chunk_errors))
+            metrics, chunk_errors, size = [], [], 0
+        metrics.append(metric)
+        chunk_errors.append(error)
+        size += item_size
+    if metrics:
+        chunks.append((metrics, chunk_errors))
+    return chunks
 
 
 def _datum_message(datum: Datum, attempt: int | None, rule: str, reason: str, *, to_dlq: bool) -> OutgoingMessage:

@@ -123,13 +123,14 @@ def check_values(values: object, counts: object | None) -> tuple[list[float], li
 
 
 def check_unit(unit: object) -> str:
-    if unit not in UNITS:
+    # Type first: an unhashable JSON value (list, object) must not reach the set lookup (TypeError).
+    if not isinstance(unit, str) or unit not in UNITS:
         raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}; CloudWatch accepts {sorted(UNITS)}")
     return str(unit)
 
 
 def check_resolution(resolution: object) -> int:
-    if isinstance(resolution, bool) or resolution not in STORAGE_RESOLUTIONS:
+    if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution not in STORAGE_RESOLUTIONS:
         raise InvalidMetricError("resolution.value", f"storage resolution must be 1 or 60, got {_short(resolution)}")
     return int(resolution)
 
@@ -143,7 +144,10 @@ def to_epoch(timestamp: object) -> float:
     if isinstance(timestamp, bool):
         raise InvalidMetricError("timestamp.type", "timestamp must be a datetime or epoch seconds, got bool")
     if isinstance(timestamp, int | float):
-        epoch = float(timestamp)
+        try:
+            epoch = float(timestamp)
+        except OverflowError:  # a JSON integer beyond float range
+            raise InvalidMetricError("timestamp.type", f"timestamp is out of range: {_short(timestamp)}") from None
         if not math.isfinite(epoch):
             raise InvalidMetricError("timestamp.type", f"timestamp must be finite, got {epoch!r}")
         return epoch

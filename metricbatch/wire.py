@@ -72,7 +72,8 @@ def parse_envelope(body: str | bytes) -> WireEnvelope:
     Raises:
         WireFormatError: the body is too large, not JSON, too deeply nested, or not a v1 envelope.
     """
-    size = len(body.encode() if isinstance(body, str) else body)
+    # surrogatepass: a lone surrogate (possible in a str decoded from JSON) must be counted, not raise here.
+    size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
     if size > MAX_SQS_MESSAGE_BYTES:
         raise WireFormatError(
             "body.size", f"body is {size} bytes, more than the {MAX_SQS_MESSAGE_BYTES}-byte SQS limit"
