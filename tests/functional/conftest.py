@@ -13,14 +13,20 @@ from typing import Any
 import pytest
 from functional_support import discard_all, take_dlq
 
+from metricbatch.local.embedded import EmbeddedAws
 from metricbatch.local.stack import LocalPipeline
 
 
 @pytest.fixture(scope="module")
 def pipeline(request: pytest.FixtureRequest) -> Iterator[LocalPipeline]:
     options: dict[str, Any] = getattr(request.module, "PIPELINE_OPTIONS", {})
+    # moto's backends are process-wide: every embedded AWS of this process shares queues and metrics. Start from
+    # and leave behind an empty one, so no module reads another's series (self-metrics especially).
+    with EmbeddedAws() as aws:
+        aws.reset()
     with LocalPipeline(queue_name=f"functional-{uuid.uuid4().hex[:8]}", **options) as started:
         yield started
+        started.aws.reset()
 
 
 @pytest.fixture
