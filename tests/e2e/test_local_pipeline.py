@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def pipeline():
+def pipeline() -> Iterator[LocalPipeline]:
     with LocalPipeline(queue_name=f"e2e-{time.monotonic_ns()}") as p:
         yield p
 
@@ -74,7 +76,7 @@ def _send_bodies(pipeline: LocalPipeline, bodies: list[str]) -> None:
         )
 
 
-def test_demo_cli_reports_zero_loss_and_at_most_100_calls():
+def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
     # GIVEN a fresh process WHEN the README's demo runs with --json
     result = subprocess.run(
         [*CLI, "demo", "--metrics", "20000", "--json"],
@@ -107,7 +109,7 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls():
     assert "savings report" in result.stdout
 
 
-def test_poller_builds_lambda_records_and_honours_batch_size(pipeline):
+def test_poller_builds_lambda_records_and_honours_batch_size(pipeline: LocalPipeline) -> None:
     # GIVEN 45 messages on the queue and a batch size of 20
     handler = RecordingHandler()
     bodies = [f"m{i}" for i in range(45)]
@@ -123,6 +125,7 @@ def test_poller_builds_lambda_records_and_honours_batch_size(pipeline):
     assert pipeline.queue_depth() == 0
     record = handler.events[0]["Records"][0]
     assert record["eventSource"] == "aws:sqs"
+    assert pipeline.queues is not None
     assert record["eventSourceARN"] == pipeline.queues.queue_arn
     assert record["awsRegion"] == "us-east-1"
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
@@ -130,7 +133,7 @@ def test_poller_builds_lambda_records_and_honours_batch_size(pipeline):
     assert {"messageId", "receiptHandle", "body", "md5OfBody", "messageAttributes"} <= record.keys()
 
 
-def test_poller_waits_for_the_window_when_the_batch_is_not_full(pipeline):
+def test_poller_waits_for_the_window_when_the_batch_is_not_full(pipeline: LocalPipeline) -> None:
     # GIVEN 3 messages and a window of 1.5 s with batch size 20
     handler = RecordingHandler()
     _send_bodies(pipeline, ["a", "b", "c"])
@@ -144,7 +147,7 @@ def test_poller_waits_for_the_window_when_the_batch_is_not_full(pipeline):
     assert waited >= 1.4
 
 
-def test_partial_failures_are_redelivered_and_reach_the_dlq_after_max_receives(pipeline):
+def test_partial_failures_are_redelivered_and_reach_the_dlq_after_max_receives(pipeline: LocalPipeline) -> None:
     # GIVEN a handler that always fails one record, and a queue with a 1 s visibility timeout
     pipeline.sqs.set_queue_attributes(QueueUrl=pipeline.queue_url, Attributes={"VisibilityTimeout": "1"})
     handler = RecordingHandler()
@@ -172,7 +175,7 @@ def test_partial_failures_are_redelivered_and_reach_the_dlq_after_max_receives(p
 
 
 @pytest.mark.parametrize("failure", ["exception", "malformed"])
-def test_an_exception_or_malformed_response_fails_the_whole_batch(pipeline, failure):
+def test_an_exception_or_malformed_response_fails_the_whole_batch(pipeline: LocalPipeline, failure: str) -> None:
     # GIVEN a handler that raises (or answers nonsense) on its first invocation
     pipeline.sqs.set_queue_attributes(QueueUrl=pipeline.queue_url, Attributes={"VisibilityTimeout": "1"})
     handler = RecordingHandler()
@@ -195,7 +198,7 @@ def test_an_exception_or_malformed_response_fails_the_whole_batch(pipeline, fail
     assert pipeline.queue_depth() == 0
 
 
-def test_send_command_reaches_cloudwatch(pipeline):
+def test_send_command_reaches_cloudwatch(pipeline: LocalPipeline) -> None:
     # GIVEN the local pipeline's exports WHEN `metricbatch send` runs in another process
     result = subprocess.run(
         [*CLI, "send", "Orders", "3", "--unit", "Count", "--namespace", "E2E/Send", "--dimension", "Channel=web"],
@@ -212,7 +215,7 @@ def test_send_command_reaches_cloudwatch(pipeline):
     assert pipeline.read_series("E2E/Send", "Orders", {"Channel": "web"}) == (3.0, 1.0)
 
 
-def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline):
+def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline: LocalPipeline) -> None:
     result = subprocess.run(
         [*CLI, "send", "Orders", "1", "--unit", "Parsecs", "--namespace", "E2E/Send"],
         capture_output=True,
@@ -226,7 +229,7 @@ def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline):
     assert pipeline.queue_depth() == 0
 
 
-def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly():
+def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() -> None:
     # GIVEN `metricbatch local` running with a short window
     local = subprocess.Popen(
         [*CLI, "local", "--window", "0.5", "--interval", "0.5"],
@@ -275,8 +278,8 @@ def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly():
                 Namespace="E2E/Local",
                 MetricName="Requests",
                 Dimensions=[{"Name": "Route", "Value": "/cart"}],
-                StartTime=time.time() - 3600,
-                EndTime=time.time() + 600,
+                StartTime=datetime.now(UTC) - timedelta(hours=1),
+                EndTime=datetime.now(UTC) + timedelta(minutes=10),
                 Period=86400,
                 Statistics=["Sum"],
             )["Datapoints"]
