@@ -94,6 +94,31 @@ class DatumAggregator:
                 bucket.sources.update(source)
         bucket.entries += entries
 
+    def add_series(
+        self,
+        series: tuple[str, str, Dimensions, str, int],
+        timestamp: float,
+        values: list[float],
+        counts: list[float] | None,
+        source: int,
+    ) -> None:
+        """``add`` for a validated (namespace, name, dimensions, unit, resolution) tuple: the batcher's hot loop."""
+        key = (*series, int(timestamp // series[4]))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(timestamp)
+        elif timestamp < bucket.timestamp:
+            bucket.timestamp = timestamp
+        histogram = bucket.histogram
+        if counts is None:
+            for value in values:
+                histogram[value] = histogram.get(value, 0.0) + 1.0
+        else:
+            for value, count in zip(values, counts, strict=True):
+                histogram[value] = histogram.get(value, 0.0) + count
+        bucket.sources.add(source)
+        bucket.entries += 1
+
     def add_datum(self, datum: Datum) -> None:
         self.add(
             datum.namespace,

@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricbatch.aggregation import Datum, DatumAggregator
-from metricbatch.constants import MAX_REQUEUE_ATTEMPTS, MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+from metricbatch.constants import (
+    MAX_ABS_VALUE,
+    MAX_REQUEUE_ATTEMPTS,
+    MAX_SQS_MESSAGE_BYTES,
+    MAX_TIMESTAMP_AGE_SECONDS,
+    MAX_TIMESTAMP_FUTURE_SECONDS,
+    SQS_MESSAGE_HEADROOM_BYTES,
+)
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
 from metricbatch.packing import pack_requests
 from metricbatch.publisher import CloudWatchPublisher
 from metricbatch.sqs_batch import OutgoingMessage, SqsBatchSender
-from metricbatch.wire import ParsedMetric, datum_to_wire, parse_envelope, parse_metric
+from metricbatch.validation import Dimensions
+from metricbatch.wire import datum_to_wire, parse_envelope, parse_metric
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +83,43 @@ class BatchReport:
         return self.metrics_received - self.put_metric_data_calls
 
 
+# A validated metric: (namespace, name, dimensions, unit, resolution), timestamp, values, counts (None: all 1).
+_Series = tuple[str, str, Dimensions, str, int]
+_Metric = tuple[_Series, float, list[float], list[float] | None]
+_MAX_SERIES_CACHE = 10_000
+_FAST_KEYS = frozenset({"namespace", "name", "value", "unit", "dimensions", "timestamp", "resolution"})
+
+
+def _series_key(raw: Any) -> tuple[Any, ...] | None:
+    """The wire form of a metric's series, for the batch's cache of validated series; None when not cacheable.
+
+    Only exact types make a key (a str is never equal to a non-str, and resolution must be an int, not a bool), so a
+    cached series is returned only for input that validates to exactly that series.
+    """
+    if raw.__class__ is not dict or not raw.keys() <= _FAST_KEYS:
+        return None
+    dims = raw.get("dimensions")
+    resolution = raw.get("resolution", 60)
+    if resolution.__class__ is not int:
+        return None
+    if dims is not None:
+        if dims.__class__ is not dict:
+            return None
+        dims = tuple(dims.items())
+    try:
+        key = (raw.get("namespace"), raw.get("name"), raw.get("unit", "None"), resolution, dims)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 @dataclass(slots=True)
 class _Record:
     index: int
     message_id: str
     attempt: int = 0
-    metrics: list[ParsedMetric] = field(default_factory=list)
+    metrics: list[_Metric] = field(default_factory=list)
     set_aside: list[OutgoingMessage] = field(default_factory=list)
     source_arn: str | None = None
 
@@ -107,6 +146,7 @@ class MetricBatcher:
         self._sleep = sleep
         self._queue_urls = queue_url_cache if queue_url_cache is not None else {}
         self._records: list[_Record] = []
+        self._series_cache: dict[tuple[Any, ...], _Series] = {}
         self.report = BatchReport()
 
     # -- collecting ---------------------------------------------------------------------------------------------
@@ -133,19 +173,41 @@ class MetricBatcher:
         allowed = self._config.allowed_namespaces
         rejected: list[Any] = []
         errors: list[dict[str, Any]] = []
+        cache = self._series_cache
+        append = record.metrics.append
         for position, raw in enumerate(envelope["metrics"]):
             try:
-                metric = parse_metric(raw, default_ts, now)
-                if allowed and not metric.namespace.startswith(allowed):
+                # Fast path: a single float value, float timestamp and a series this batch has validated already.
+                key = _series_key(raw)
+                series = cache.get(key) if key is not None else None
+                value = raw.get("value") if series is not None else None
+                ts = raw.get("timestamp", default_ts) if series is not None else None
+                if (
+                    series is not None
+                    and value.__class__ is float
+                    and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE  # NaN fails this too
+                    and ts.__class__ is float
+                    and now - MAX_TIMESTAMP_AGE_SECONDS <= ts <= now + MAX_TIMESTAMP_FUTURE_SECONDS
+                ):
+                    metric: _Metric = (series, ts, [value], None)
+                else:
+                    parsed = parse_metric(raw, default_ts, now)
+                    series = (parsed.namespace, parsed.name, parsed.dimensions, parsed.unit, parsed.resolution)
+                    if key is not None:
+                        if len(cache) >= _MAX_SERIES_CACHE:
+                            cache.clear()
+                        cache[key] = series
+                    metric = (series, parsed.timestamp, parsed.values, parsed.counts)
+                if allowed and not series[0].startswith(allowed):
                     raise InvalidMetricError(
                         "namespace.not_allowed",
-                        f"namespace {metric.namespace!r} is not in METRICBATCH_ALLOWED_NAMESPACES {list(allowed)}",
+                        f"namespace {series[0]!r} is not in METRICBATCH_ALLOWED_NAMESPACES {list(allowed)}",
                     )
             except InvalidMetricError as exc:
                 rejected.append(raw)
                 errors.append({"index": position, "rule": exc.rule, "reason": exc.detail})
                 continue
-            record.metrics.append(metric)
+            append(metric)
         if record.attempt == 0:
             self.report.metrics_received += len(envelope["metrics"])
         if rejected:
@@ -197,18 +259,9 @@ class MetricBatcher:
         for record in self._records:
             if record.index in failed:
                 continue
-            for m in record.metrics:
-                aggregator.add(
-                    m.namespace,
-                    m.name,
-                    m.dimensions,
-                    m.unit,
-                    m.resolution,
-                    m.timestamp,
-                    m.values,
-                    m.counts,
-                    source=record.index,
-                )
+            add = aggregator.add_series
+            for series, timestamp, values, counts in record.metrics:
+                add(series, timestamp, values, counts, record.index)
         datums = aggregator.datums()
 
         # 3. Publish.
