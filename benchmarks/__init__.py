@@ -1,0 +1,1 @@
+"""Side-by-side measurements behind ``make bench`` (``python -m benchmarks``); not tests."""

@@ -1,0 +1,123 @@
+"""``make bench``: the four designs side by side on the embedded AWS, plus the producer and handler micro-benchmarks.
+
+Writes bench-results/bench.json (and docs/bench/latest.json) and docs/bench/calls-and-dollars.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from benchmarks import designs, micro
+from benchmarks.report import TARGETS, check_targets, print_tables, write_chart
+from benchmarks.workloads import workloads
+from metricbatch.local.stack import LocalPipeline
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def run_designs(scale: float) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for workload in workloads(scale):
+        print(f"  workload {workload.name}: {len(workload):,} metrics, {workload.series:,} series", file=sys.stderr)
+        with LocalPipeline(queue_name=f"bench-{workload.name}") as pipeline:
+            ledger = designs.BilledLedger(pipeline)
+            runs = []
+            for design in designs.DESIGNS:
+                run = design(pipeline, ledger, workload)
+                print(f"    {run.design:<16} {run.wall_seconds:6.1f} s", file=sys.stderr)
+                runs.append(run)
+        direct, old = runs[0].per_million, runs[1].per_million
+        results[workload.name] = {
+            "description": workload.description,
+            "metrics": len(workload),
+            "series": workload.series,
+            "designs": {
+                run.design: {
+                    "label": run.label,
+                    "metrics_run": run.metrics_run,
+                    "requests": run.counts,
+                    "invocations": run.invocations,
+                    "handler_seconds": run.handler_seconds,
+                    "memory_mb": run.memory_mb,
+                    "wall_seconds": run.wall_seconds,
+                    "per_million": run.per_million.as_dict(),
+                    "dollars_vs_direct": direct.dollars / run.per_million.dollars,
+                    "dollars_vs_old_batcher": old.dollars / run.per_million.dollars,
+                    "put_metric_data_reduction_vs_direct_pct": 100.0
+                    * (1 - run.per_million.put_metric_data_calls / direct.put_metric_data_calls),
+                    "notes": run.notes,
+                }
+                for run in runs
+            },
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="workload size factor (1.0 = 20,000 metrics each)")
+    parser.add_argument("--quick", action="store_true", help="small runs, for checking the harness")
+    parser.add_argument("--out", default=str(REPO / "bench-results"), help="directory for bench.json")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/bench/")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    started = time.perf_counter()
+    scale = 0.1 if args.quick else args.scale
+    info = machine()
+    print(f"machine: {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}", file=sys.stderr)
+
+    print("designs side by side (embedded AWS over HTTP):", file=sys.stderr)
+    results: dict[str, Any] = {"machine": info, "designs": run_designs(scale)}
+
+    print("send_metric latency and a direct call:", file=sys.stderr)
+    with LocalPipeline(queue_name="bench-latency") as pipeline:
+        results["send_metric_latency_us"] = micro.send_metric_latency(pipeline, calls=20_000 if args.quick else 200_000)
+        results["direct_call_latency_us"] = micro.direct_call_latency(pipeline, calls=50 if args.quick else 300)
+    print("handler against its floor, import time, memory:", file=sys.stderr)
+    results["handler"] = micro.handler_vs_floor(repeats=2 if args.quick else 5)
+    results["import"] = micro.import_time(repeats=2 if args.quick else 5)
+    results["producer_outage"] = micro.producer_memory_under_outage(calls=100_000 if args.quick else 1_000_000)
+    results["targets"] = check_targets(results)
+    results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    results["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    print_tables(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, sort_keys=True, default=str) + "\n"
+    (out / "bench.json").write_text(text)
+    written = [str(out / "bench.json")]
+    if not args.no_docs and not args.quick:
+        docs = REPO / "docs" / "bench"
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "latest.json").write_text(text)
+        write_chart(results, docs / "calls-and-dollars.png")
+        written += [str(docs / "latest.json"), str(docs / "calls-and-dollars.png")]
+    print(f"\nwrote {', '.join(written)} in {results['elapsed_seconds']:.0f} s")
+    missed = [t for t in results["targets"] if not t["met"]]
+    print(f"targets met: {len(TARGETS) - len(missed)}/{len(TARGETS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The four designs, each run for real against the embedded AWS over HTTP and counted by the gateway's ledger."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.workloads import Metric, Workload
+from metricbatch.constants import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
+from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds
+from metricbatch.local.poller import PollerConfig, SqsEventSourcePoller
+from metricbatch.local.stack import LocalPipeline
+
+DIRECT_SAMPLE_CALLS = 2_000  # direct and naive designs: run this many metrics for real, scale to the workload
+NAIVE_CHUNK = 20  # metrics sent to the naive queue between synchronous drains (one full batch)
+NAIVE_SAMPLE_METRICS = 1_000  # moto's SQS is slow per request: run this many, scale
+DESIGN_OPERATIONS = ("sqs:SendMessage", "sqs:SendMessageBatch", "sqs:ReceiveMessage", "sqs:DeleteMessageBatch",
+                     "sqs:DeleteMessage", "cloudwatch:PutMetricData")  # fmt: skip
+
+
+class BilledLedger:
+    """Per-operation billed SQS requests (64 KiB chunks), alongside the gateway's own ledger."""
+
+    def __init__(self, pipeline: LocalPipeline) -> None:
+        self.ledger = pipeline.aws.ledger
+        self.billed: Counter[str] = Counter()
+        original = self.ledger.record
+        lock = threading.Lock()
+
+        def record(operation: str, request_size: int, response_size: int, status: int) -> None:
+            original(operation, request_size, response_size, status)
+            if operation.startswith("sqs:"):
+                with lock:
+                    chunks = max(1, math.ceil(max(request_size, response_size) / SQS_BILLING_CHUNK_BYTES))
+                    self.billed[operation] += chunks
+
+        self.ledger.record = record
+
+    def reset(self) -> None:
+        self.ledger.reset()
+        self.billed.clear()
+
+    def counts(self) -> dict[str, Any]:
+        snap = self.ledger.snapshot()
+        ops = {op: snap["calls"].get(op, 0) for op in DESIGN_OPERATIONS if snap["calls"].get(op, 0)}
+        return {
+            "calls": ops,
+            "request_bytes": {op: snap["request_bytes"].get(op, 0) for op in ops},
+            "sqs_billed": sum(self.billed.get(op, 0) for op in DESIGN_OPERATIONS if op.startswith("sqs:")),
+            "put_metric_data": snap["calls"].get("cloudwatch:PutMetricData", 0),
+            "put_metric_data_errors": snap["errors"].get("cloudwatch:PutMetricData", 0),
+        }
+
+
+@dataclass
+class DesignRun:
+    design: str
+    label: str
+    metrics_run: int  # metrics actually sent through the design
+    metrics_total: int  # the workload's size (scaled to it when a sample ran)
+    counts: dict[str, Any]
+    handler_seconds: float = 0.0
+    invocations: int = 0
+    wall_seconds: float = 0.0
+    memory_mb: int = 256
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> DesignCost:
+        return DesignCost(
+            self.design,
+            put_metric_data_calls=float(self.counts["put_metric_data"]),
+            sqs_requests=float(self.counts["sqs_billed"]),
+            lambda_invocations=float(self.invocations),
+            lambda_gb_seconds=gb_seconds(self.handler_seconds, self.memory_mb),
+        )
+
+    @property
+    def per_million(self) -> DesignCost:
+        return self.cost.scaled(1_000_000 / self.metrics_run)
+
+
+def _datum(metric: Metric) -> dict[str, Any]:
+    _, name, unit, dims, value = metric
+    return {
+        "MetricName": name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dims.items())],
+        "Value": value,
+        "Unit": unit,
+        "Timestamp": int(time.time()),
+    }
+
+
+def run_direct(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    ledger.reset()
+    sample = workload.metrics[:DIRECT_SAMPLE_CALLS]
+    started = time.perf_counter()
+    for metric in sample:
+        pipeline.cloudwatch.put_metric_data(Namespace=metric[0], MetricData=[_datum(metric)])
+    run = DesignRun("direct", "1 direct: one PutMetricData per metric", len(sample), len(workload), ledger.counts())
+    run.wall_seconds = time.perf_counter() - started
+    if len(sample) < len(workload):
+        run.notes.append(f"ran {len(sample):,} of {len(workload):,} metrics for real, scaled")
+    return run
+
+
+def run_old_batcher(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    """The in-process batcher: 20 datums per call, one namespace per call, flushed every 30 s (one window here)."""
+    ledger.reset()
+    started = time.perf_counter()
+    by_namespace: dict[str, list[Metric]] = {}
+    for metric in workload.metrics:
+        by_namespace.setdefault(metric[0], []).append(metric)
+    for namespace, metrics in by_namespace.items():
+        for i in range(0, len(metrics), OLD_BATCHER_DATUMS_PER_CALL):
+            chunk = metrics[i : i + OLD_BATCHER_DATUMS_PER_CALL]
+            pipeline.cloudwatch.put_metric_data(Namespace=namespace, MetricData=[_datum(m) for m in chunk])
+    run = DesignRun("old-batcher-20", "2 old batcher: 20 per call", len(workload), len(workload), ledger.counts())
+    run.wall_seconds = time.perf_counter() - started
+    run.notes.append("the workload fits one 30 s flush window: every call carries 20 datums (its best case)")
+    return run
+
+
+def naive_handler(cloudwatch: Any) -> Any:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for record in event["Records"]:
+            body = json.loads(record["body"])
+            by_namespace.setdefault(body["Namespace"], []).append(body["Datum"])
+        for namespace, data in by_namespace.items():
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+        return {"batchItemFailures": []}
+
+    return handler
+
+
+def drain_full_batches(poller: SqsEventSourcePoller, sqs: Any, queue_url: str) -> None:
+    """Invoke with batches filled to the batch size (and under 6 MB) until the queue is empty, synchronously.
+
+    (``poller.drain()`` closes a batch after one ReceiveMessage, i.e. at 10 messages; Lambda fills it to 20.)
+    """
+    carry: list[dict[str, Any]] = []
+    while True:
+        messages, payload = carry, sum(len(m["Body"]) for m in carry)
+        carry = []
+        while len(messages) < poller.config.batch_size:
+            got = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(MAX_SQS_RECEIVE_MESSAGES, poller.config.batch_size - len(messages)),
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not got:
+                break
+            for message in got:
+                size = len(message["Body"].encode())
+                if messages and payload + size > poller.config.max_payload_bytes:
+                    carry.append(message)
+                    continue
+                messages.append(message)
+                payload += size
+            if carry:
+                break
+        if not messages:
+            return
+        poller.invoke(messages)
+
+
+def run_naive_queue(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    sqs = pipeline.sqs
+    queue_url = sqs.create_queue(QueueName=f"naive-{workload.name}")["QueueUrl"]
+    poller = SqsEventSourcePoller(
+        sqs,
+        queue_url,
+        naive_handler(pipeline.cloudwatch),
+        config=PollerConfig(batch_size=20, window_seconds=0, memory_mb=pipeline.settings.function_memory_mb),
+    )
+    ledger.reset()
+    sample = workload.metrics[:NAIVE_SAMPLE_METRICS]
+    started = time.perf_counter()
+    # Consume while sending, as Lambda does: moto's SQS slows down with every message a queue holds.
+    for start in range(0, len(sample), NAIVE_CHUNK):
+        for metric in sample[start : start + NAIVE_CHUNK]:
+            body = json.dumps({"Namespace": metric[0], "Datum": _datum(metric)})
+            sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        drain_full_batches(poller, sqs, queue_url)
+    run = DesignRun("naive-queue", "3 naive queue: 1 metric/message", len(sample), len(workload), ledger.counts())
+    run.wall_seconds = time.perf_counter() - started
+    run.handler_seconds = poller.stats.handler_seconds
+    run.invocations = poller.stats.invocations
+    run.memory_mb = poller.config.memory_mb
+    if len(sample) < len(workload):
+        run.notes.append(f"ran {len(sample):,} of {len(workload):,} metrics for real, scaled")
+    return run
+
+
+def _produce(pipeline: LocalPipeline, workload: Workload, producers: int = 4) -> list[Any]:
+    """Send the workload through ``producers`` MetricProducers (one per simulated service) at the workload's rate."""
+    clients = [pipeline.producer(handle_sigterm=False) for _ in range(producers)]
+    shares = [workload.metrics[i::producers] for i in range(producers)]
+
+    def service(index: int) -> None:
+        producer, metrics = clients[index], shares[index]
+        rate = workload.rate / producers if workload.rate else None
+        burst = workload.burst // producers if workload.burst else 0
+        started = time.perf_counter()
+        for i, (namespace, name, unit, dims, value) in enumerate(metrics):
+            producer.send_metric(name, value, unit=unit, namespace=namespace, dimensions=dims)
+            if rate and i % 100 == 99:
+                ahead = started + (i + 1) / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+            elif burst and i % burst == burst - 1:
+                time.sleep(1.0)
+
+    threads = [threading.Thread(target=service, args=(i,)) for i in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for producer in clients:
+        producer.close(timeout=60)
+    return clients
+
+
+def run_metricbatch(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    poller = pipeline.poller
+    before_seconds, before_invocations = poller.stats.handler_seconds, poller.stats.invocations
+    ledger.reset()
+    started = time.perf_counter()
+    producers = _produce(pipeline, workload)
+    drain_full_batches(poller, pipeline.sqs, pipeline.queue_url)
+    run = DesignRun("metricbatch", "4 metricbatch (defaults)", len(workload), len(workload), ledger.counts())
+    run.wall_seconds = time.perf_counter() - started
+    run.handler_seconds = poller.stats.handler_seconds - before_seconds
+    run.invocations = poller.stats.invocations - before_invocations
+    run.memory_mb = pipeline.settings.function_memory_mb
+    stats = [p.stats() for p in producers]
+    run.counts["producer"] = {k: sum(s[k] for s in stats) for k in ("sent", "dropped", "fallback_published")}
+    run.counts["messages"] = sum(s["messages_sent"] for s in stats)
+    if run.counts["producer"]["sent"] != len(workload):
+        run.notes.append(f"producer stats: {run.counts['producer']}")
+    run.notes.append("handler seconds include the embedded AWS answering its calls in the same process")
+    return run
+
+
+DESIGNS = (run_direct, run_old_batcher, run_naive_queue, run_metricbatch)

@@ -1,0 +1,138 @@
+"""The bench's table on stdout, its targets, and the chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ORDER = ("direct", "old-batcher-20", "naive-queue", "metricbatch")
+TARGETS = (
+    "steady: PutMetricData calls >= 99.9% fewer than one per metric",
+    "dollars per million >= 1,000x below direct (every workload)",
+    "dollars per million >= 50x below the old batcher (every workload)",
+    "send_metric p99 <= 10 us",
+    "send_metric >= 200x faster than a direct call (p50 and p99)",
+    "handler within 2x of its floor per metric",
+    "handler import <= 100 ms over import boto3",
+    "producer memory <= 64 MB under a full outage",
+)
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    ours = {name: w["designs"]["metricbatch"] for name, w in results["designs"].items()}
+    lat, direct = results["send_metric_latency_us"], results["direct_call_latency_us"]
+    handler, imports, outage = results["handler"], results["import"], results["producer_outage"]
+    checks = [
+        (ours["steady"]["put_metric_data_reduction_vs_direct_pct"], ">=", 99.9, "%"),
+        (min(o["dollars_vs_direct"] for o in ours.values()), ">=", 1000.0, "x"),
+        (min(o["dollars_vs_old_batcher"] for o in ours.values()), ">=", 50.0, "x"),
+        (lat["p99"], "<=", 10.0, "us"),
+        (min(direct["p50"] / lat["p50"], direct["p99"] / lat["p99"]), ">=", 200.0, "x"),
+        (handler["handler_over_floor"], "<=", 2.0, "x"),
+        (imports["handler_over_boto3_ms"], "<=", 100.0, "ms"),
+        (outage["peak_mb"], "<=", 64.0, "MB"),
+    ]
+    return [
+        {
+            "target": name,
+            "value": value,
+            "limit": limit,
+            "unit": unit,
+            "met": value >= limit if op == ">=" else value <= limit,
+        }
+        for name, (value, op, limit, unit) in zip(TARGETS, checks, strict=True)
+    ]
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    info = results["machine"]
+    print(f"\nmetricbatch bench — {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}")
+    print("Per million metrics; real requests to the embedded AWS over HTTP, counted by the gateway.")
+    print("SQS requests are billed 64 KiB chunks of send + receive + delete; Lambda arm64; prices from constants.py.")
+    header = (
+        f"{'workload':<17}{'design':<34}{'PutMetricData':>14}{'SQS req':>10}{'invocations':>12}"
+        f"{'GB-s':>9}{'$':>10}{'vs direct':>11}{'vs old':>9}"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    notes: list[str] = []
+    for name, workload in results["designs"].items():
+        for design in ORDER:
+            d = workload["designs"][design]
+            pm = d["per_million"]
+            print(
+                f"{name:<17}{d['label']:<34}{pm['put_metric_data_calls']:>14,.0f}{pm['sqs_requests']:>10,.0f}"
+                f"{pm['lambda_invocations']:>12,.0f}{pm['lambda_gb_seconds']:>9,.2f}{pm['dollars']:>10.4f}"
+                f"{d['dollars_vs_direct']:>10,.0f}x{d['dollars_vs_old_batcher']:>8,.1f}x"
+            )
+            notes += [f"{name}/{design}: {n}" for n in d["notes"]]
+        print()
+    for note in dict.fromkeys(notes):
+        print(f"  note: {note}")
+    print("  Custom-metric storage ($0.30 per metric-month) is the same for every design: batching does not change it.")
+
+    lat, direct = results["send_metric_latency_us"], results["direct_call_latency_us"]
+    handler, imports, outage = results["handler"], results["import"], results["producer_outage"]
+    print(
+        f"\nsend_metric on the caller's thread ({lat['calls']:,} calls at {lat['rate_per_second']:,}/s, sender on):"
+        f" p50 {lat['p50']:.2f} us, p99 {lat['p99']:.2f} us, p99.9 {lat['p99.9']:.2f} us"
+    )
+    print(
+        f"direct put_metric_data to the same loopback endpoint ({direct['calls']} calls): "
+        f"p50 {direct['p50']:,.0f} us, p99 {direct['p99']:,.0f} us "
+        f"-> {direct['p50'] / lat['p50']:,.0f}x (p50), {direct['p99'] / lat['p99']:,.0f}x (p99)"
+    )
+    print(
+        f"handler, full batch ({handler['messages']} messages, {handler['metrics']:,} metrics, "
+        f"{handler['body_bytes'] / 1e6:.1f} MB; network stubbed): {handler['handler_us_per_metric']:.2f} us/metric "
+        f"(batcher logic alone {handler['logic_us_per_metric']:.2f}); floor (json parse + serialize) "
+        f"{handler['floor_us_per_metric']:.2f} us/metric -> {handler['handler_over_floor']:.2f}x; "
+        f"peak memory {handler['handler_peak_memory_mb']:.1f} MB"
+    )
+    print(
+        f"cold import: boto3 {imports['boto3_ms']:.0f} ms, boto3 + handler {imports['with_handler_ms']:.0f} ms "
+        f"-> +{imports['handler_over_boto3_ms']:.0f} ms (best of 5, fresh processes)"
+    )
+    print(
+        f"producer under a full outage (SQS and CloudWatch unreachable): {outage['calls']:,} calls in "
+        f"{outage['seconds']:.1f} s, peak {outage['peak_mb']:.1f} MB (tracemalloc), buffered "
+        f"{outage['buffered_at_end']:,} <= {outage['max_buffered']:,}, dropped {outage['dropped']:,} (counted)"
+    )
+    print("\ntargets:")
+    for t in results["targets"]:
+        print(f"  [{'met ' if t['met'] else 'MISS'}] {t['target']}: {t['value']:,.2f} {t['unit']}")
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(results["designs"])
+    labels = {
+        "direct": "1 direct",
+        "old-batcher-20": "2 old batcher",
+        "naive-queue": "3 naive queue",
+        "metricbatch": "4 metricbatch",
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(ORDER)
+    for ax, key, title in (
+        (axes[0], "put_metric_data_calls", "PutMetricData calls per million metrics"),
+        (axes[1], "dollars", "$ per million metrics (PutMetricData + SQS + Lambda)"),
+    ):
+        for i, design in enumerate(ORDER):
+            values = [results["designs"][w]["designs"][design]["per_million"][key] for w in workloads]
+            xs = [j + (i - 1.5) * width for j in range(len(workloads))]
+            ax.bar(xs, values, width, label=labels[design])
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(workloads)))
+        ax.set_xticklabels(workloads)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    info = results["machine"]
+    fig.suptitle(f"make bench — {info['cpu_count']} CPUs, Python {info['python']} (log scale)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
