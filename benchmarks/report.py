@@ -95,7 +95,8 @@ def print_tables(results: dict[str, Any]) -> None:
     print(
         f"producer under a full outage (SQS and CloudWatch unreachable): {outage['calls']:,} calls in "
         f"{outage['seconds']:.1f} s, peak {outage['peak_mb']:.1f} MB (tracemalloc), buffered "
-        f"{outage['buffered_at_end']:,} <= {outage['max_buffered']:,}, dropped {outage['dropped']:,} (counted)"
+        f"{outage['buffered_at_end']:,} (queue bound {outage['max_buffered']:,} + one batch in flight), "
+        f"dropped {outage['dropped']:,} (counted)"
     )
     print("\ntargets:")
     for t in results["targets"]:
