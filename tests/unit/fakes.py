@@ -50,7 +50,9 @@ class FakeCloudWatch:
         errors: list[BaseException | None] | None = None,
         fail_with: Callable[[dict[str, Any]], BaseException | None] | None = None,
         always: BaseException | None = None,
+        now: Callable[[], float] | None = None,
     ) -> None:
+        self.now = now  # the strict check's clock (default: real time), to match a batcher's fixed clock
         self.errors = list(errors or [])
         self.fail_with = fail_with
         self.always = always
@@ -74,7 +76,7 @@ class FakeCloudWatch:
             raw = json.dumps(params)  # botocore's JSON protocol: default separators
             body = json.loads(raw)
             try:
-                validate_put_metric_data(body, len(raw))
+                validate_put_metric_data(body, len(raw), now=self.now() if self.now else None)
             except CloudWatchRejection as exc:
                 raise client_error(exc.code, 400, message=exc.message) from None
             self.requests.append(body)

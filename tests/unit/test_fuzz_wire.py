@@ -196,7 +196,7 @@ class RecordingCloudWatch(FakeCloudWatch):
     """The strict fake, counting requests the strict validator refused."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(now=lambda: NOW)  # the batcher's clock: the strategies' time bounds are relative to NOW
         self.refused: list[str] = []
 
     def put_metric_data(self, **params: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -86,6 +87,7 @@ def test_handler_logs_no_payload_and_no_credentials(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     # GIVEN the real handler with signed boto3 clients (moto in-process) and a batch of metrics, good and bad
     caplog.set_level(logging.INFO)
@@ -102,6 +104,12 @@ def test_handler_logs_no_payload_and_no_credentials(
         from metricbatch import batcher_lambda
 
         monkeypatch.setattr(batcher_lambda, "_clients", {})
+        # Powertools binds its stream at import, which may have been under another test's capture.
+        monkeypatch.setattr(batcher_lambda.logger.registered_handler, "stream", sys.stdout)
+        # ... and its level (a local pipeline imported earlier in this process runs it at WARNING).
+        level = batcher_lambda.logger.log_level
+        batcher_lambda.logger.setLevel(logging.INFO)
+        request.addfinalizer(lambda: batcher_lambda.logger.setLevel(level))
         queue_arn = "arn:aws:sqs:us-east-1:123456789012:hygiene"
         messages = [
             {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": body, "Attributes": {}}
