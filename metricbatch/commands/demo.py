@@ -116,8 +116,10 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         if show_progress:
             _progress_bar("services sending", metrics, metrics, stream)
             stream.write("\n")
-        for producer in producers:
-            producer.close(timeout=60)
+        for index, producer in enumerate(producers):
+            if not producer.flush(timeout=120):
+                stream.write(f"\nwarning: service-{index + 1} has not finished sending: {producer.stats()}\n")
+            producer.close(timeout=5)
         # The producers are done: drain now instead of sitting out the 30 s window.
         pipeline.drain()
         if show_progress:
@@ -137,6 +139,7 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         poller = pipeline.poller.stats
         stats = [p.stats() for p in producers]
         dlq_messages = pipeline.dlq_depth()
+        queue_remaining = pipeline.queue_depth()
     calls = ledger["calls"]
     put_calls = calls.get("cloudwatch:PutMetricData", 0)
     sqs_sends = calls.get("sqs:SendMessageBatch", 0) + calls.get("sqs:SendMessage", 0)
@@ -167,6 +170,7 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         "lambda_invocations": poller.invocations,
         "lambda_item_failures": poller.item_failures,
         "dlq_messages": dlq_messages,
+        "queue_messages_remaining": queue_remaining,
         "producer_dropped": sum(s["dropped"] for s in stats),
         "invalid_requests": ledger["errors"].get("cloudwatch:PutMetricData", 0),
         "direct_put_metric_data_calls": metrics,

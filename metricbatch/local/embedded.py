@@ -97,7 +97,13 @@ class EmbeddedAws:
             endpoint_url=self.endpoint_url,
             aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"mode": "standard", "max_attempts": 3}, **config),
+            # Bounded timeouts: a stuck request is retried instead of holding a producer or the poller for 60 s.
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=config.pop("connect_timeout", 5),
+                read_timeout=config.pop("read_timeout", 30),
+                **config,
+            ),
         )
 
     def reset(self) -> None:

@@ -132,7 +132,8 @@ class LocalPipeline:
             self.poller.drain(timeout=timeout)
 
     def _poller_stop_and_drain(self, timeout: float) -> None:
-        self.poller.stop()
+        # Let a batch the background pollers hold finish before draining, or it would look like an empty queue.
+        self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
         self.poller.drain(timeout=timeout)
         self.poller.start()
 
