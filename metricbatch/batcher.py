@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,7 @@ class BatchReport:
     put_metric_data_calls: int = 0
     put_metric_data_retries: int = 0
     messages_requeued: int = 0
+    duplicate_messages: int = 0  # deliveries of a message already handled (SQS is at-least-once)
     messages_set_aside: int = 0
     failed_records: int = 0
 
@@ -122,6 +124,27 @@ class _Record:
     metrics: list[_Metric] = field(default_factory=list)
     set_aside: list[OutgoingMessage] = field(default_factory=list)
     source_arn: str | None = None
+    duplicate_of: int | None = None  # index of the record in this batch that carries the same message
+
+
+class RecentMessageIds:
+    """Message ids this sandbox settled lately, bounded; SQS delivers at least once, often to the same sandbox."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, message_id: str) -> None:
+        self._ids[message_id] = None
+        self._ids.move_to_end(message_id)
+        while len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
 
 
 class MetricBatcher:
@@ -137,8 +160,11 @@ class MetricBatcher:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         queue_url_cache: dict[str, str] | None = None,
+        settled_ids: RecentMessageIds | None = None,
     ) -> None:
         self._config = config
+        self._settled = settled_ids
+        self._ids_in_batch: dict[str, int] = {}
         self._cloudwatch = cloudwatch
         self._sqs = sqs
         self._time_left = time_left
@@ -163,6 +189,17 @@ class MetricBatcher:
         record = _Record(index=len(self._records), message_id=message_id, source_arn=event_source_arn)
         self._records.append(record)
         self.report.records += 1
+        # At-least-once delivery: a message seen earlier in this batch, or settled by this sandbox before, is not
+        # published again. A copy in this batch shares the fate of the first (deleting either deletes both).
+        if message_id in self._ids_in_batch:
+            record.duplicate_of = self._ids_in_batch[message_id]
+            self.report.duplicate_messages += 1
+            return
+        self._ids_in_batch[message_id] = record.index
+        if self._settled is not None and message_id in self._settled:
+            logger.info("message %s was settled before; not publishing it again", message_id)
+            self.report.duplicate_messages += 1
+            return
         try:
             envelope = parse_envelope(body)
         except WireFormatError as exc:
@@ -325,6 +362,11 @@ class MetricBatcher:
                 "and their published datums may be counted twice",
                 len(partially),
             )
+        failed.update(r.index for r in self._records if r.duplicate_of is not None and r.duplicate_of in failed)
+        if self._settled is not None:
+            for record in self._records:
+                if record.index not in failed:
+                    self._settled.add(record.message_id)
         self.report.failed_records = len(failed)
         return [self._records[i].message_id for i in sorted(failed)]
 

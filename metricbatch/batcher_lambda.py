@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from metricbatch.batcher import BatcherConfig, BatchReport
+from metricbatch.batcher import BatcherConfig, BatchReport, RecentMessageIds
 from metricbatch.environments import SELF_METRICS_NAMESPACE, SERVICE_NAME
 from metricbatch.sqs_event import process_sqs_event
 
@@ -44,6 +44,8 @@ _CLIENT_CONFIGS = {
 }
 _clients: dict[str, Any] = {}
 _queue_urls: dict[str, str] = {}
+# Messages this sandbox settled lately: a redelivery that lands here again is not published twice.
+_settled_ids = RecentMessageIds()
 
 
 def _client(service: str) -> Any:
@@ -69,6 +71,7 @@ def record_self_metrics(report: BatchReport) -> None:
         ("PutMetricDataRetries", report.put_metric_data_retries),
         ("MessagesRequeued", report.messages_requeued),
         ("MessagesSetAside", report.messages_set_aside),
+        ("DuplicateMessagesSkipped", report.duplicate_messages),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
@@ -84,6 +87,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         config=BatcherConfig.from_env(),
         queue_url_cache=_queue_urls,
         on_report=record_self_metrics,
+        settled_ids=_settled_ids,
     )
     logger.info(
         "batch done",

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from metricbatch.batcher import BatcherConfig, BatchReport, MetricBatcher
+from metricbatch.batcher import BatcherConfig, BatchReport, MetricBatcher, RecentMessageIds
 from metricbatch.exceptions import MetricBatchError
 
 
@@ -51,6 +51,7 @@ def process_sqs_event(
     config: BatcherConfig,
     queue_url_cache: dict[str, str] | None = None,
     on_report: Callable[[BatchReport], None] | None = None,
+    settled_ids: RecentMessageIds | None = None,
 ) -> tuple[dict[str, Any], BatchReport]:
     """Handle one SQS event; returns the partial batch response and what was done.
 
@@ -66,6 +67,7 @@ def process_sqs_event(
         sqs=sqs,
         time_left=time_left if context is not None else None,
         queue_url_cache=queue_url_cache,
+        settled_ids=settled_ids,
     )
 
     def record_handler(record: SQSRecord) -> None:

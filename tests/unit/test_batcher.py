@@ -255,3 +255,64 @@ def test_config_from_environment(environ: dict[str, str], allowed: tuple[str, ..
     config = BatcherConfig.from_env(environ)
     assert (config.allowed_namespaces, config.dlq_url) == (allowed, dlq)
     assert BatcherConfig.from_env(environ, dlq_url="https://explicit").dlq_url == "https://explicit"
+
+
+def test_a_second_copy_of_a_message_in_the_batch_is_not_published_again() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    # GIVEN the same message delivered twice in one batch (SQS is at-least-once)
+    batcher.add_record("m-1", body(metric("Orders", 2.0)))
+    batcher.add_record("m-1", body(metric("Orders", 2.0)))
+    # WHEN the batch finishes
+    assert batcher.finish() == []
+    # THEN its metric was published once
+    values = [d.get("Value") for r in cloudwatch.requests for d in r["MetricData"]]
+    assert values == [2.0]
+    assert batcher.report.duplicate_messages == 1
+
+
+def test_a_second_copy_shares_the_fate_of_the_first_when_it_fails() -> None:
+    # GIVEN a DLQ that cannot be reached, and a message with an invalid datum delivered twice
+    cloudwatch = FakeCloudWatch()
+    sqs = FakeSqs(raise_for=lambda url: connection_error() if url == DLQ else None)
+    batcher = make_batcher(cloudwatch, sqs)
+    bad = body(metric("Orders", 1.0), metric("Orders", float("inf")))
+    batcher.add_record("m-1", bad)
+    batcher.add_record("m-1", bad)
+    # WHEN the batch finishes
+    failures = batcher.finish()
+    # THEN both copies are failed (deleting either would delete the message) and nothing was published
+    assert failures == ["m-1", "m-1"]
+    assert cloudwatch.requests == []
+
+
+def test_a_message_settled_before_by_this_sandbox_is_skipped_but_a_failed_one_is_not() -> None:
+    from metricbatch.batcher import RecentMessageIds
+
+    settled = RecentMessageIds(capacity=2)
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    clock = FakeClock(budget=60)
+
+    def batcher() -> MetricBatcher:
+        return MetricBatcher(
+            BatcherConfig(dlq_url=DLQ, queue_url=QUEUE),
+            cloudwatch=cloudwatch,
+            sqs=sqs,
+            time_left=clock.time_left,
+            sleep=clock.sleep,
+            settled_ids=settled,
+        )
+
+    first = batcher()
+    first.add_record("m-1", body(metric("Orders", 3.0)))
+    assert first.finish() == []
+    # WHEN the same message is redelivered to this sandbox
+    again = batcher()
+    again.add_record("m-1", body(metric("Orders", 3.0)))
+    assert again.finish() == []
+    # THEN it was published only once; and the memory is bounded
+    assert [d.get("Value") for r in cloudwatch.requests for d in r["MetricData"]] == [3.0]
+    for i in range(5):
+        settled.add(f"x-{i}")
+    assert len(settled) == 2
+    assert "m-1" not in settled
