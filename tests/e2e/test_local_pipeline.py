@@ -294,3 +294,42 @@ def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() 
         _, stderr = local.communicate(timeout=30)
     assert local.returncode == 0, stderr[-2000:]
     assert "stopping" in stderr
+
+
+def test_poll_command_runs_the_batcher_as_a_worker_and_stops_on_sigterm(pipeline: LocalPipeline) -> None:
+    # GIVEN `metricbatch poll` as a long-lived worker against the pipeline's queue (any SQS endpoint would do)
+    env = _child_env(
+        {
+            **pipeline.env(),
+            "METRICBATCH_DLQ_URL": pipeline.dlq_url,
+            "POWERTOOLS_METRICS_NAMESPACE": "MetricBatch",
+            "POWERTOOLS_SERVICE_NAME": "metricbatch-worker",
+        }
+    )
+    worker = subprocess.Popen(
+        [*CLI, "poll", "--queue-url", pipeline.queue_url, "--window", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # WHEN a service sends metrics to the queue
+        producer = pipeline.producer(handle_sigterm=False)
+        for value in (1.0, 2.0, 3.0):
+            producer.send_metric("Jobs", value, unit="Count", namespace="E2E/Poll")
+        assert producer.flush(timeout=30)
+        producer.close()
+        # THEN the worker publishes them
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and pipeline.read_series("E2E/Poll", "Jobs") != (6.0, 3.0):
+            time.sleep(0.3)
+        assert pipeline.read_series("E2E/Poll", "Jobs") == (6.0, 3.0)
+    finally:
+        # AND SIGTERM stops it cleanly
+        worker.send_signal(signal.SIGTERM)
+        stdout, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr[-2000:]
+    assert "stopped:" in stderr
+    # its self-metrics went to stdout as EMF lines, for the CloudWatch agent
+    assert any('"_aws"' in line and "MetricsReceived" in line for line in stdout.splitlines())
