@@ -58,7 +58,7 @@ class ProducerConfig:
     queue_url: str
     namespace: str | None = None
     flush_interval: float = 1.0
-    max_buffered: int = 100_000  # metrics held in memory at most (~15 MB); beyond, new metrics are dropped
+    max_buffered: int = 100_000  # metrics buffered at most; beyond, new ones are dropped (53 MB peak in make bench)
     max_message_bytes: int = MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES
     send_attempts: int = 4
     fallback: bool = True
