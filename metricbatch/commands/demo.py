@@ -120,8 +120,9 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
             if not producer.flush(timeout=120):
                 stream.write(f"\nwarning: service-{index + 1} has not finished sending: {producer.stats()}\n")
             producer.close(timeout=5)
-        # The producers are done: drain now instead of sitting out the 30 s window.
-        pipeline.drain()
+        # The producers are done: stop the background pollers (letting a batch they hold finish) and drain now
+        # instead of sitting out the 30 s window. Nothing polls after this, so nothing is picked up unseen.
+        pipeline.finish_polling()
         if show_progress:
             _progress_bar("delivered to CloudWatch", metrics, metrics, stream)
             stream.write("\n")
@@ -136,6 +137,8 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
             if samples == count and math.isclose(total, expected.sums[key], rel_tol=1e-9, abs_tol=1e-6):
                 exact_series += 1
         ledger = pipeline.aws.ledger.snapshot()
+        if delivered < metrics:
+            stream.write(f"\ndiagnostics: {pipeline.diagnostics()}\n")
         poller = pipeline.poller.stats
         stats = [p.stats() for p in producers]
         dlq_messages = pipeline.dlq_depth()

@@ -131,6 +131,34 @@ class LocalPipeline:
         else:
             self.poller.drain(timeout=timeout)
 
+    def finish_polling(self, timeout: float = 120.0) -> None:
+        """Stop the background pollers and process everything left, in flight included, then poll no more."""
+        if self._running:
+            self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
+            self._running = False
+        self.poller.drain(timeout=timeout)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Where data can be when a run comes up short: queue, in flight, DLQ, poller and ledger counters."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        stats = self.poller.stats
+        ledger = self.aws.ledger.snapshot()
+        return {
+            "queue_visible": int(attributes["ApproximateNumberOfMessages"]),
+            "queue_in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            "dlq": self.dlq_depth(),
+            "invocations": stats.invocations,
+            "batch_sizes": stats.batch_sizes,
+            "item_failures": stats.item_failures,
+            "batch_failures": stats.batch_failures,
+            "ledger_errors": ledger["errors"],
+            "rejections": ledger["rejections"][:5],
+            "calls": ledger["calls"],
+        }
+
     def _poller_stop_and_drain(self, timeout: float) -> None:
         # Let a batch the background pollers hold finish before draining, or it would look like an empty queue.
         self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)

@@ -87,7 +87,7 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
         check=False,
     )
     # THEN the last stdout line is the report and nothing was lost
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     for field in (
         "metrics_sent",
