@@ -73,20 +73,7 @@ class DatumAggregator:
         source: int | Iterable[int] | None = None,
         entries: int = 1,
     ) -> None:
-        key = (namespace, name, dimensions, unit, resolution, int(timestamp // resolution))
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(timestamp)
-        elif timestamp < bucket.timestamp:
-            # Keep the earliest real timestamp: still inside the bucket, and never older than a validated input.
-            bucket.timestamp = timestamp
-        histogram = bucket.histogram
-        if counts is None:
-            for value in values:
-                histogram[value] = histogram.get(value, 0.0) + 1.0
-        else:
-            for value, count in zip(values, counts, strict=True):
-                histogram[value] = histogram.get(value, 0.0) + count
+        bucket = self._merge((namespace, name, dimensions, unit, resolution), timestamp, values, counts)
         if source is not None:
             if isinstance(source, int):
                 bucket.sources.add(source)
@@ -103,11 +90,23 @@ class DatumAggregator:
         source: int,
     ) -> None:
         """``add`` for a validated (namespace, name, dimensions, unit, resolution) tuple: the batcher's hot loop."""
+        bucket = self._merge(series, timestamp, values, counts)
+        bucket.sources.add(source)
+        bucket.entries += 1
+
+    def _merge(
+        self,
+        series: tuple[str, str, Dimensions, str, int],
+        timestamp: float,
+        values: Iterable[float],
+        counts: Iterable[float] | None,
+    ) -> _Bucket:
         key = (*series, int(timestamp // series[4]))
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(timestamp)
         elif timestamp < bucket.timestamp:
+            # Keep the earliest real timestamp: still inside the bucket, and never older than a validated input.
             bucket.timestamp = timestamp
         histogram = bucket.histogram
         if counts is None:
@@ -116,8 +115,7 @@ class DatumAggregator:
         else:
             for value, count in zip(values, counts, strict=True):
                 histogram[value] = histogram.get(value, 0.0) + count
-        bucket.sources.add(source)
-        bucket.entries += 1
+        return bucket
 
     def add_datum(self, datum: Datum) -> None:
         self.add(
