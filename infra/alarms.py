@@ -82,63 +82,70 @@ class PipelineAlarms(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
         prefix = settings.stack_name
+        at_least = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+
+        def alarm(
+            alarm_id: str,
+            what: str,
+            metric: cloudwatch.IMetric,
+            threshold: float,
+            comparison: cloudwatch.ComparisonOperator,
+        ) -> cloudwatch.Alarm:
+            return cloudwatch.Alarm(
+                self,
+                alarm_id,
+                alarm_description=f"{prefix}: {what}",
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+        function = pipeline.function
         self.alarms: dict[str, cloudwatch.Alarm] = {
-            "dlq_messages": cloudwatch.Alarm(
-                self,
+            "dlq_messages": alarm(
                 "DlqMessages",
-                alarm_description=f"{prefix}: messages in the dead-letter queue; inspect and redrive them",
-                metric=pipeline.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                "messages in the dead-letter queue; inspect and redrive them",
+                pipeline.dead_letter_queue.metric_approximate_number_of_messages_visible(
                     statistic=cloudwatch.Stats.MAXIMUM, period=ALARM_PERIOD
                 ),
-                threshold=settings.alarm_dlq_messages,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                settings.alarm_dlq_messages,
+                at_least,
             ),
-            "oldest_message_age": cloudwatch.Alarm(
-                self,
+            "oldest_message_age": alarm(
                 "OldestMessageAge",
-                alarm_description=f"{prefix}: metrics wait too long in the queue; the batcher is behind or failing",
-                metric=pipeline.queue.metric_approximate_age_of_oldest_message(
+                "metrics wait too long in the queue; the batcher is behind or failing",
+                pipeline.queue.metric_approximate_age_of_oldest_message(
                     statistic=cloudwatch.Stats.MAXIMUM, period=ALARM_PERIOD
                 ),
-                threshold=settings.alarm_oldest_message_age_seconds,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                settings.alarm_oldest_message_age_seconds,
+                above,
             ),
-            "batcher_errors": cloudwatch.Alarm(
-                self,
+            "batcher_errors": alarm(
                 "BatcherErrors",
-                alarm_description=f"{prefix}: batcher invocations failed",
-                metric=pipeline.function.metric_errors(statistic=cloudwatch.Stats.SUM, period=FUNCTION_ALARM_PERIOD),
-                threshold=settings.alarm_batcher_errors,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "batcher invocations failed",
+                function.metric_errors(statistic=cloudwatch.Stats.SUM, period=FUNCTION_ALARM_PERIOD),
+                settings.alarm_batcher_errors,
+                at_least,
             ),
-            "batcher_throttles": cloudwatch.Alarm(
-                self,
+            "batcher_throttles": alarm(
                 "BatcherThrottles",
-                alarm_description=f"{prefix}: batcher invocations throttled; check account concurrency",
-                metric=pipeline.function.metric_throttles(statistic=cloudwatch.Stats.SUM, period=FUNCTION_ALARM_PERIOD),
-                threshold=settings.alarm_batcher_throttles,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "batcher invocations throttled; check account concurrency",
+                function.metric_throttles(statistic=cloudwatch.Stats.SUM, period=FUNCTION_ALARM_PERIOD),
+                settings.alarm_batcher_throttles,
+                at_least,
             ),
-            "metrics_rejected": cloudwatch.Alarm(
-                self,
+            "metrics_rejected": alarm(
                 "MetricsRejected",
-                alarm_description=f"{prefix}: producers sent metrics the batcher rejected; see the DLQ for reasons",
-                metric=self_metric(settings, "MetricsRejected"),
-                threshold=settings.alarm_metrics_rejected,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "producers sent metrics the batcher rejected; see the DLQ for reasons",
+                self_metric(settings, "MetricsRejected"),
+                settings.alarm_metrics_rejected,
+                at_least,
             ),
         }
         action = cloudwatch_actions.SnsAction(self.topic)
-        for alarm in self.alarms.values():
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
+        for each in self.alarms.values():
+            each.add_alarm_action(action)
+            each.add_ok_action(action)
