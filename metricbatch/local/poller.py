@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 _invoke_lock = threading.Lock()  # one handler invocation at a time per process, as in one Lambda sandbox
+_NEVER = threading.Event()  # a stop signal that never comes, for foreground polling
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,11 +131,19 @@ class SqsEventSourcePoller:
         self._carry_lock = threading.Lock()
 
     # -- one batch ------------------------------------------------------------------------------------------------
-    def collect_batch(self, *, window_seconds: float | None = None, idle_timeout: float | None = None) -> list[Any]:
+    def collect_batch(
+        self,
+        *,
+        window_seconds: float | None = None,
+        idle_timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Any]:
         """Receive up to batch_size messages, waiting at most the window once the first one arrived.
 
-        ``idle_timeout`` bounds the wait for a first message (None: until stopped).
+        ``idle_timeout`` bounds the wait for a first message (None: until stopped). ``stop`` ends the gathering
+        early (the background pollers pass theirs; a foreground call such as ``drain`` is never stopped by it).
         """
+        stop = stop or _NEVER
         window = self.config.window_seconds if window_seconds is None else window_seconds
         with self._carry_lock:
             messages, self._carry = self._carry, []
@@ -142,7 +151,7 @@ class SqsEventSourcePoller:
         started = time.monotonic()
         window_end = started + window if messages else None
         first = True
-        while len(messages) < self.config.batch_size and not self._stop.is_set():
+        while len(messages) < self.config.batch_size and not stop.is_set():
             now = time.monotonic()
             if not first and window_end is not None and now >= window_end:
                 break
@@ -212,9 +221,15 @@ class SqsEventSourcePoller:
             self.stats.batch_sizes.append(len(records))
         return response if isinstance(response, dict) else {"response": response}
 
-    def poll_once(self, *, window_seconds: float | None = None, idle_timeout: float | None = None) -> bool:
+    def poll_once(
+        self,
+        *,
+        window_seconds: float | None = None,
+        idle_timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> bool:
         """Collect one batch and invoke the handler; False if no message came."""
-        messages = self.collect_batch(window_seconds=window_seconds, idle_timeout=idle_timeout)
+        messages = self.collect_batch(window_seconds=window_seconds, idle_timeout=idle_timeout, stop=stop)
         if not messages:
             return False
         self.invoke(messages)
@@ -250,7 +265,7 @@ class SqsEventSourcePoller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once(idle_timeout=1.0)
+                self.poll_once(idle_timeout=1.0, stop=self._stop)
             except Exception:
                 logger.exception("poller error; retrying")
                 self._stop.wait(1.0)

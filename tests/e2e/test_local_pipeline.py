@@ -333,3 +333,17 @@ def test_poll_command_runs_the_batcher_as_a_worker_and_stops_on_sigterm(pipeline
     assert "stopped:" in stderr
     # its self-metrics went to stdout as EMF lines, for the CloudWatch agent
     assert any('"_aws"' in line and "MetricsReceived" in line for line in stdout.splitlines())
+
+
+def test_drain_after_the_background_pollers_stopped_still_processes_the_queue(pipeline: LocalPipeline) -> None:
+    # GIVEN background pollers that were started and stopped (as the demo does when its producers are done)
+    handler = RecordingHandler()
+    poller = _poller(pipeline, handler, batch_size=20, window_seconds=30)
+    poller.start()
+    poller.stop()
+    # WHEN messages are on the queue and the poller drains
+    _send_bodies(pipeline, ["late-1", "late-2"])
+    poller.drain(timeout=20)
+    # THEN they were handled: a stopped background loop must not stop foreground polling
+    assert sorted(r["body"] for e in handler.events for r in e["Records"]) == ["late-1", "late-2"]
+    assert pipeline.queue_depth() == 0
