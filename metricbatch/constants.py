@@ -100,5 +100,3 @@ PRICE_CUSTOM_METRIC_MONTH: Final = 0.30  # first 10k metrics; batching does not 
 WIRE_VERSION: Final = 1
 # A re-queued message carries "attempt"; past this many it goes to the DLQ instead of cycling through the queue.
 MAX_REQUEUE_ATTEMPTS: Final = 5
-# Bodies deeper than this are rejected before json parsing work grows (a metric is at most 3 levels deep).
-MAX_WIRE_NESTING: Final = 8
