@@ -93,7 +93,8 @@ _FAST_KEYS = frozenset({"namespace", "name", "value", "unit", "dimensions", "tim
 
 
 def _series_key(raw: Any) -> tuple[Any, ...] | None:
-    """The wire form of a metric's series, for the batch's cache of validated series; None when not cacheable.
+    """The wire form of a metric's series, for the batch's cache of validated series; None when not cacheable
+    (the key may still be unhashable: the cache lookup tells, without hashing twice on the hot path).
 
     Only exact types make a key (a str is never equal to a non-str, and resolution must be an int, not a bool), so a
     cached series is returned only for input that validates to exactly that series.
@@ -108,12 +109,7 @@ def _series_key(raw: Any) -> tuple[Any, ...] | None:
         if dims.__class__ is not dict:
             return None
         dims = tuple(dims.items())
-    try:
-        key = (raw.get("namespace"), raw.get("name"), raw.get("unit", "None"), resolution, dims)
-        hash(key)
-    except TypeError:
-        return None
-    return key
+    return (raw.get("namespace"), raw.get("name"), raw.get("unit", "None"), resolution, dims)
 
 
 @dataclass(slots=True)
@@ -216,7 +212,10 @@ class MetricBatcher:
             try:
                 # Fast path: a single float value, float timestamp and a series this batch has validated already.
                 key = _series_key(raw)
-                series = cache.get(key) if key is not None else None
+                try:
+                    series = cache.get(key) if key is not None else None
+                except TypeError:  # an unhashable part (e.g. a list as unit): not cacheable, validation says why
+                    key, series = None, None
                 value = raw.get("value") if series is not None else None
                 ts = raw.get("timestamp", default_ts) if series is not None else None
                 if (
