@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from metricbatch.batcher import BatcherConfig, MetricBatcher
 from metricbatch.local.poller import LambdaContext, build_record
+from metricbatch.local.strict_cloudwatch import validate_put_metric_data
 
 from .conftest import ProducerFactory
 from .fakes import FakeCloudWatch, FakeSqs, connection_error, throttling
@@ -104,6 +105,15 @@ def test_handler_logs_no_payload_and_no_credentials(
         from metricbatch import batcher_lambda
 
         monkeypatch.setattr(batcher_lambda, "_clients", {})
+        # moto accepts what CloudWatch refuses: every PutMetricData the handler sends passes the strict check first.
+        checked: list[int] = []
+
+        def strict(request: Any, **_: Any) -> None:
+            raw = request.body if isinstance(request.body, bytes) else request.body.encode()
+            validate_put_metric_data(json.loads(raw), len(raw))
+            checked.append(len(raw))
+
+        batcher_lambda._client("cloudwatch").meta.events.register("before-send.cloudwatch.PutMetricData", strict)
         # Powertools binds its stream at import, which may have been under another test's capture.
         monkeypatch.setattr(batcher_lambda.logger.registered_handler, "stream", sys.stdout)
         # ... and its level (a local pipeline imported earlier in this process runs it at WARNING).
@@ -123,6 +133,7 @@ def test_handler_logs_no_payload_and_no_credentials(
 
         # THEN the work was done (the bad parts are in the DLQ) ...
         assert response == {"batchItemFailures": []}
+        assert checked, "the good metrics were published, through the strict check"
         dlq_depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
         assert dlq_depth["Attributes"]["ApproximateNumberOfMessages"] == "2"
     # ... and no log line, stdout (Powertools JSON, EMF) included, carries payload or credentials
