@@ -9,7 +9,7 @@ Usage::
 
 Context keys:
 
-- ``env``: ``dev``, ``staging`` or ``prod``; picks ``metricbatch.environments.settings_for(env)``.
+- ``env``: ``dev``, ``staging`` or ``prod``; picks ``metricbatch.deploy.settings_for(env)``.
 - ``overrides``: a JSON object of ``PipelineSettings`` fields, applied on top of the environment's settings.
 - any ``PipelineSettings`` field by name (``-c max_concurrency=10``): applied last, so it beats ``overrides``.
   Strings are converted to the field's type; tuples take a comma-separated list (``-c allowed_namespaces=Shop/,Pay/``);
@@ -31,7 +31,7 @@ import aws_cdk as cdk
 
 from infra.nag import add_nag_checks
 from infra.stack import MetricBatchingStack
-from metricbatch.environments import PipelineSettings, settings_for
+from metricbatch.deploy import PipelineSettings, settings_for
 from metricbatch.exceptions import ConfigurationError
 
 DEFAULT_ENV = "dev"

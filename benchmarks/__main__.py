@@ -19,7 +19,7 @@ from typing import Any
 from benchmarks import designs, micro
 from benchmarks.report import TARGETS, check_targets, print_tables, write_chart
 from benchmarks.workloads import workloads
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.workloads import Metric, Workload
-from metricbatch.constants import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
 from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds
-from metricbatch.local.poller import PollerConfig, SqsEventSourcePoller
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.limits import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
+from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 DIRECT_SAMPLE_CALLS = 2_000  # direct and naive designs: run this many metrics for real, scale to the workload
 NAIVE_CHUNK = 20  # metrics sent to the naive queue between synchronous drains (one full batch)

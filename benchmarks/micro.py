@@ -13,8 +13,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from metricbatch.local.stack import LocalPipeline
-from metricbatch.producer import MetricProducer
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.producer.producer import MetricProducer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def full_batch(messages: int = 20, metrics_per_message: int = 1000, series: int 
 
 
 def _event(bodies: list[str]) -> dict[str, Any]:
-    from metricbatch.local.poller import build_record
+    from metricbatch.worker.poller import build_record
 
     now = str(int(time.time() * 1000))
     messages = [
@@ -149,12 +149,12 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
     import contextlib
     import io
 
-    from metricbatch.aggregation import DatumAggregator
-    from metricbatch.batcher import BatcherConfig
-    from metricbatch.local.poller import LambdaContext
-    from metricbatch.packing import pack_requests
-    from metricbatch.sqs_event import process_sqs_event
+    from metricbatch.batcher.batcher import BatcherConfig
+    from metricbatch.batcher.processor import process_sqs_event
+    from metricbatch.cloudwatch.aggregation import DatumAggregator
+    from metricbatch.cloudwatch.packing import pack_requests
     from metricbatch.wire import parse_envelope, parse_metric
+    from metricbatch.worker.poller import LambdaContext
 
     bodies = full_batch()
     metrics = sum(len(json.loads(b)["metrics"]) for b in bodies)
@@ -183,7 +183,7 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
 
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MetricBatch")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "metricbatch-bench")
-    from metricbatch import batcher_lambda
+    from metricbatch.batcher import handler as batcher_lambda
 
     batcher_lambda._clients["cloudwatch@" + os.environ.get("AWS_ENDPOINT_URL", "")] = cloudwatch
     batcher_lambda._clients["sqs@" + os.environ.get("AWS_ENDPOINT_URL", "")] = sqs

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline
 
 NAMESPACE = "Soak/Load"
 PROBE_NAME = "SoakProbe"
@@ -145,7 +145,7 @@ def run_soak(
     sent = [0] * producers
     started = time.monotonic()
     with LocalPipeline(window_seconds=window, concurrency=2) as pipeline:
-        from metricbatch import batcher_lambda
+        from metricbatch.batcher import handler as batcher_lambda
 
         # The handler caches its clients by endpoint; put the probe-watching wrapper in that cache.
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "")

@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.pipeline import MetricPipeline, removal_policy, service_name
-from metricbatch.environments import PipelineSettings
+from metricbatch.deploy import PipelineSettings
 
 ALARM_PERIOD: Final = cdk.Duration.minutes(1)
 FUNCTION_ALARM_PERIOD: Final = cdk.Duration.minutes(5)

@@ -11,14 +11,14 @@ from constructs import Construct
 
 from infra.alarms import self_metric
 from infra.pipeline import MetricPipeline
-from metricbatch.constants import (
+from metricbatch.deploy import PipelineSettings
+from metricbatch.limits import (
     PRICE_CUSTOM_METRIC_MONTH,
     PRICE_LAMBDA_PER_GB_SECOND_ARM64,
     PRICE_LAMBDA_PER_REQUEST,
     PRICE_PUT_METRIC_DATA_PER_REQUEST,
     PRICE_SQS_PER_REQUEST,
 )
-from metricbatch.environments import PipelineSettings
 
 # The self-metrics the batcher emits as EMF (namespace settings.self_metrics_namespace, dimension "service").
 SELF_METRIC_NAMES: Final = (

@@ -17,9 +17,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge
-from metricbatch.constants import RESERVED_NAMESPACE_PREFIX
-from metricbatch.environments import SERVICE_NAME, PipelineSettings
+from metricbatch.deploy import PipelineSettings
+from metricbatch.env import SERVICE_NAME
 from metricbatch.exceptions import ConfigurationError
+from metricbatch.limits import RESERVED_NAMESPACE_PREFIX
 
 # Powertools for AWS Lambda (Python) v3, public layer for Python 3.13 on arm64. Bump together with
 # aws-lambda-powertools in requirements.txt; the versions are listed at
@@ -31,6 +32,19 @@ POWERTOOLS_LAYER_VERSION: Final = 27
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 # What the batcher needs at run time, relative to the repository root; boto3 is in the runtime, Powertools in a layer.
 BATCHER_PACKAGE: Final = "metricbatch"
+# The parts of the package the batcher runs: the shared core and the batcher side. The producer, the CLI, the
+# emulator and the worker stay out of the asset (and off the handler's import path).
+BATCHER_PACKAGE_PARTS: Final = (
+    "__init__.py",
+    "exceptions.py",
+    "limits.py",
+    "env.py",
+    "wire.py",
+    "validation.py",
+    "aws",
+    "cloudwatch",
+    "batcher",
+)
 BATCHER_HANDLER_FILE: Final = "lambdas/batcher/handler.py"
 BATCHER_HANDLER: Final = "lambdas/batcher/handler.handler"
 _BUNDLE_IGNORE: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
@@ -77,7 +91,7 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 @jsii.implements(cdk.ILocalBundling)
 class BatcherSourceBundler:
-    """Copies the handler and the ``metricbatch`` package into the asset, keeping their repository layout.
+    """Copies the handler and the batcher's parts of ``metricbatch`` into the asset, keeping their repository layout.
 
     Runs in-process during synth, so no Docker is needed; everything else in the repository stays out.
     """
@@ -93,7 +107,15 @@ class BatcherSourceBundler:
         if not (package / "__init__.py").is_file():
             raise ConfigurationError(f"package {package} is missing")
         out = Path(output_dir)
-        shutil.copytree(package, out / BATCHER_PACKAGE, ignore=_BUNDLE_IGNORE, dirs_exist_ok=True)
+        for part in BATCHER_PACKAGE_PARTS:
+            source, target = package / part, out / BATCHER_PACKAGE / part
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=_BUNDLE_IGNORE, dirs_exist_ok=True)
+            elif source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+            else:
+                raise ConfigurationError(f"batcher source {source} is missing")
         handler_dir = handler.parent.relative_to(self._source_root)
         shutil.copytree(handler.parent, out / handler_dir, ignore=_BUNDLE_IGNORE, dirs_exist_ok=True)
         for parent in handler_dir.parents:  # keep lambdas/ a regular package if it is one in the repository

@@ -10,7 +10,7 @@ from constructs import Construct
 from infra.alarms import PipelineAlarms
 from infra.dashboard import SavingsDashboard
 from infra.pipeline import MetricPipeline
-from metricbatch.environments import PipelineSettings
+from metricbatch.deploy import PipelineSettings
 
 
 class MetricBatchingStack(cdk.Stack):

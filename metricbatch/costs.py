@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from metricbatch.constants import (
+from metricbatch.limits import (
     MAX_BATCHING_WINDOW_SECONDS,
     MAX_DATUMS_PER_REQUEST,
     MAX_LAMBDA_PAYLOAD_BYTES,

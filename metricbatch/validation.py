@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from metricbatch.constants import (
+from metricbatch.exceptions import InvalidMetricError
+from metricbatch.limits import (
     MAX_ABS_VALUE,
     MAX_DIMENSION_NAME_LENGTH,
     MAX_DIMENSION_VALUE_LENGTH,
@@ -25,7 +26,6 @@ from metricbatch.constants import (
     STORAGE_RESOLUTIONS,
     UNITS,
 )
-from metricbatch.exceptions import InvalidMetricError
 
 Dimensions = tuple[tuple[str, str], ...]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
-from metricbatch.constants import MAX_SQS_MESSAGE_BYTES, MAX_VALUES_PER_DATUM, WIRE_VERSION
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
+from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, MAX_VALUES_PER_DATUM
 from metricbatch.validation import (
     Dimensions,
     check_dimensions,
@@ -27,6 +27,12 @@ from metricbatch.validation import (
     check_values,
     describe,
 )
+
+WIRE_VERSION: Final = 1
+# Message attributes on everything the batcher sets aside in the DLQ.
+ATTR_RULE: Final = "metricbatch.rule"
+ATTR_REASON: Final = "metricbatch.reason"
+ATTR_SOURCE: Final = "metricbatch.source_message_id"
 
 
 class WireMetric(TypedDict):

@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from metricbatch.local.poller import PollerConfig, SqsEventSourcePoller
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "metricbatch"]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from functional_support import discard_all, take_dlq
 
-from metricbatch.local.embedded import EmbeddedAws
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.embedded import EmbeddedAws
+from metricbatch.emulator.stack import LocalPipeline
 
 
 @pytest.fixture(scope="module")

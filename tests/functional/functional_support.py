@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from metricbatch.batcher import ATTR_REASON, ATTR_RULE
-from metricbatch.local.embedded import DUMMY_CREDENTIALS
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.wire import ATTR_REASON, ATTR_RULE
 
 Dims = dict[str, str]
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from metricbatch.batcher import ATTR_RULE
 from metricbatch.cli import main
-from metricbatch.commands.dlq import REDRIVE_POLICY_REASON, _stop_on_sigint, inspect_dlq, redrive_loop
-from metricbatch.environments import settings_for
-from metricbatch.local.gateway import Fault
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.cli.dlq import REDRIVE_POLICY_REASON, _stop_on_sigint, inspect_dlq, redrive_loop
+from metricbatch.deploy import settings_for
+from metricbatch.emulator.gateway import Fault
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.wire import ATTR_RULE
 
 EXPECTED_BY_RULE = {
     "body.json": 1,

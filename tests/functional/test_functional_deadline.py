@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from functional_support import Expected, calls, mismatches, peek, send_bodies, take_dlq, unique_namespace
 
-from metricbatch.constants import MAX_REQUEUE_ATTEMPTS
-from metricbatch.environments import SELF_METRICS_NAMESPACE
-from metricbatch.local.emf import EmfExtractor
-from metricbatch.local.gateway import EMF_AGENT_MARK, Fault
-from metricbatch.local.poller import SqsEventSourcePoller
-from metricbatch.local.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.batcher.batcher import MAX_REQUEUE_ATTEMPTS
+from metricbatch.emulator.emf import EmfExtractor
+from metricbatch.emulator.gateway import EMF_AGENT_MARK, Fault
+from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.env import SELF_METRICS_NAMESPACE
+from metricbatch.worker.poller import SqsEventSourcePoller
 
 FUNCTION_TIMEOUT = 3.0
 PIPELINE_OPTIONS = {"function_timeout_seconds": FUNCTION_TIMEOUT}
@@ -30,7 +30,7 @@ class TimedHandler:
     responses: list[Any] = field(default_factory=list)
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        from metricbatch.batcher_lambda import handler
+        from metricbatch.batcher.handler import handler
 
         started = time.monotonic()
         try:

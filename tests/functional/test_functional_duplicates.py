@@ -7,7 +7,7 @@ from typing import Any
 
 from functional_support import calls, now, unique_namespace
 
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline
 
 
 def _one_message(pipeline: LocalPipeline, namespace: str, *, visibility: int | None = None) -> dict[str, Any]:
@@ -66,8 +66,8 @@ def test_a_redelivery_to_another_sandbox_counts_twice(clean_pipeline: LocalPipel
     message = _one_message(clean_pipeline, namespace)
     clean_pipeline.poller.invoke([message])
     # WHEN a different sandbox (no memory of it) receives it again -- the design's documented limit
-    from metricbatch import batcher_lambda
-    from metricbatch.batcher import RecentMessageIds
+    from metricbatch.batcher import handler as batcher_lambda
+    from metricbatch.batcher.batcher import RecentMessageIds
 
     fresh = RecentMessageIds()
     original, batcher_lambda._settled_ids = batcher_lambda._settled_ids, fresh

@@ -16,10 +16,10 @@ from functional_support import (
     unreachable_client,
 )
 
-from metricbatch.environments import SELF_METRICS_NAMESPACE
-from metricbatch.local.gateway import Fault
-from metricbatch.local.stack import LOCAL_SERVICE_NAME, LocalPipeline
-from metricbatch.producer import MetricProducer
+from metricbatch.emulator.gateway import Fault
+from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.env import SELF_METRICS_NAMESPACE
+from metricbatch.producer.producer import MetricProducer
 
 PIPELINE_OPTIONS = {"batch_size": 20}
 

@@ -11,9 +11,9 @@ import textwrap
 CHILD = textwrap.dedent(
     """
     import json, os
-    import metricbatch.batcher_lambda  # imported before any POWERTOOLS_* or METRICBATCH_* variable exists
-    from metricbatch.environments import SELF_METRICS_NAMESPACE
-    from metricbatch.local.stack import LOCAL_SERVICE_NAME, LocalPipeline
+    import metricbatch.batcher.handler  # imported before any POWERTOOLS_* or METRICBATCH_* variable exists
+    from metricbatch.env import SELF_METRICS_NAMESPACE
+    from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 
     with LocalPipeline(queue_name="handler-env") as pipeline:
         producer = pipeline.producer()

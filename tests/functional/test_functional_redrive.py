@@ -10,9 +10,9 @@ from typing import Any
 
 from functional_support import send_bodies, take_dlq
 
-from metricbatch.environments import settings_for
-from metricbatch.local.poller import PollerConfig, SqsEventSourcePoller
-from metricbatch.local.stack import LocalPipeline
+from metricbatch.deploy import settings_for
+from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 MAX_RECEIVE_COUNT = 2
 # batch size 10: a batching window of 0 s allows at most 10 (the event source mapping's rule).

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from metricbatch.cli import main
-from metricbatch.commands.savings import collect, parse_since
-from metricbatch.constants import PRICE_PUT_METRIC_DATA_PER_REQUEST
-from metricbatch.local.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.cli.savings import collect, parse_since
+from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.limits import PRICE_PUT_METRIC_DATA_PER_REQUEST
 
 METRICS = 3_000
 

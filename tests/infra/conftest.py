@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from metricbatch.environments import PipelineSettings, settings_for
+from metricbatch.deploy import PipelineSettings, settings_for
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before the in-process tests start jsii
 REPO_ROOT = Path(__file__).resolve().parents[2]

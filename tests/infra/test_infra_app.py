@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 
 import app as cdk_app
 from infra.nag import acknowledge, add_nag_checks
-from metricbatch.environments import settings_for
+from metricbatch.deploy import settings_for
 from metricbatch.exceptions import ConfigurationError
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-import metricbatch.producer as producer_module
-import metricbatch.publisher as publisher_module
-import metricbatch.sqs_batch as sqs_batch_module
-from metricbatch.producer import MetricProducer
+import metricbatch.aws.sqs as sqs_batch_module
+import metricbatch.cloudwatch.publisher as publisher_module
+import metricbatch.producer.producer as producer_module
+from metricbatch.producer.producer import MetricProducer
 
 from .fakes import FakeCloudWatch, FakeSqs
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from metricbatch.local.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
+from metricbatch.emulator.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
 
 
 def client_error(code: str, status: int = 400, operation: str = "PutMetricData", message: str = "") -> ClientError:

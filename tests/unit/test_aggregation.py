@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from metricbatch.aggregation import Datum, DatumAggregator, aggregate
+from metricbatch.cloudwatch.aggregation import Datum, DatumAggregator, aggregate
 
 MINUTE = 1_795_694_400.0  # a whole minute
 DIMS = (("Service", "cart"),)

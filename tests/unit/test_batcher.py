@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from metricbatch.batcher import ATTR_REASON, ATTR_RULE, ATTR_SOURCE, BatcherConfig, MetricBatcher
+from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
+from metricbatch.wire import ATTR_REASON, ATTR_RULE, ATTR_SOURCE
 
 from .fakes import FakeClock, FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
 
@@ -287,7 +288,7 @@ def test_a_second_copy_shares_the_fate_of_the_first_when_it_fails() -> None:
 
 
 def test_a_message_settled_before_by_this_sandbox_is_skipped_but_a_failed_one_is_not() -> None:
-    from metricbatch.batcher import RecentMessageIds
+    from metricbatch.batcher.batcher import RecentMessageIds
 
     settled = RecentMessageIds(capacity=2)
     cloudwatch, sqs = FakeCloudWatch(), FakeSqs()

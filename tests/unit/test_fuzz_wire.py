@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from metricbatch.batcher import ATTR_RULE, BatcherConfig, MetricBatcher
-from metricbatch.constants import MAX_SQS_MESSAGE_BYTES, UNITS
+from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
-from metricbatch.wire import ParsedMetric, parse_envelope, parse_metric
+from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, UNITS
+from metricbatch.wire import ATTR_RULE, ParsedMetric, parse_envelope, parse_metric
 
 from .fakes import FakeCloudWatch, FakeSqs
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from metricbatch.batcher import BatcherConfig, MetricBatcher
-from metricbatch.local.poller import LambdaContext, build_record
-from metricbatch.local.strict_cloudwatch import validate_put_metric_data
+from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
+from metricbatch.emulator.strict_cloudwatch import validate_put_metric_data
+from metricbatch.worker.poller import LambdaContext, build_record
 
 from .conftest import ProducerFactory
 from .fakes import FakeCloudWatch, FakeSqs, connection_error, throttling
@@ -102,7 +102,7 @@ def test_handler_logs_no_payload_and_no_credentials(
         monkeypatch.setenv("METRICBATCH_DLQ_URL", dlq_url)
         monkeypatch.setenv("METRICBATCH_QUEUE_URL", queue_url)
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MetricBatch")
-        from metricbatch import batcher_lambda
+        from metricbatch.batcher import handler as batcher_lambda
 
         monkeypatch.setattr(batcher_lambda, "_clients", {})
         # moto accepts what CloudWatch refuses: every PutMetricData the handler sends passes the strict check first.

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from metricbatch.aggregation import Datum
-from metricbatch.local.strict_cloudwatch import validate_put_metric_data
-from metricbatch.packing import PutMetricDataRequest, datum_to_api, pack_requests
+from metricbatch.cloudwatch.aggregation import Datum
+from metricbatch.cloudwatch.packing import PutMetricDataRequest, datum_to_api, pack_requests
+from metricbatch.emulator.strict_cloudwatch import validate_put_metric_data
 
 NOW = time.time()
 

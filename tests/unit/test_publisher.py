@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from metricbatch.aggregation import Datum
-from metricbatch.packing import pack_requests
-from metricbatch.publisher import CloudWatchPublisher
-from metricbatch.retry import backoff_delay, is_invalid_request, is_retryable
+from metricbatch.aws.retry import backoff_delay, is_invalid_request, is_retryable
+from metricbatch.cloudwatch.aggregation import Datum
+from metricbatch.cloudwatch.packing import pack_requests
+from metricbatch.cloudwatch.publisher import CloudWatchPublisher
 
 from .fakes import FakeClock, FakeCloudWatch, client_error, connection_error, throttling
 

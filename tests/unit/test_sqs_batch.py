@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from metricbatch.sqs_batch import OutgoingMessage, SqsBatchSender, batches_of
+from metricbatch.aws.sqs import OutgoingMessage, SqsBatchSender, batches_of
 
 from .fakes import FakeClock, FakeSqs, client_error, connection_error
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from metricbatch import InvalidMetricError, MetricBatchError
-from metricbatch.constants import UNITS
+from metricbatch.limits import UNITS
 from metricbatch.validation import (
     check_dimensions,
     check_name,

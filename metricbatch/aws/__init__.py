@@ -1,0 +1,1 @@
+"""Shared AWS plumbing: error classification and backoff, SQS batch sending."""

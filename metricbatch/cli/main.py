@@ -1,0 +1,49 @@
+"""The ``metricbatch`` command line (also ``python -m metricbatch``). Each verb lives in metricbatch/cli/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Verb modules; each has register(subparsers) that sets the parser's ``func(args) -> int``.
+COMMAND_MODULES = (
+    "metricbatch.cli.demo",
+    "metricbatch.cli.local",
+    "metricbatch.cli.send",
+    "metricbatch.cli.poll",
+    "metricbatch.cli.plan",
+    "metricbatch.cli.savings",
+    "metricbatch.cli.dlq",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metricbatch", description="Cheap, safe custom CloudWatch metrics: SQS-batched PutMetricData."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``metricbatch plan``: the cost and capacity model for a workload (arithmetic in metricbatch/costs.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from metricbatch.costs import PlanInputs, plan
+from metricbatch.deploy import settings_for
+from metricbatch.limits import PRICE_CUSTOM_METRIC_MONTH, PUT_METRIC_DATA_TPS_QUOTA
+
+_DESIGN_LABELS = {
+    "direct": "1 one PutMetricData per metric",
+    "old-batcher-20": "2 old batcher (20 per call)",
+    "naive-queue": "3 naive queue (1 metric/message)",
+    "metricbatch": "4 metricbatch",
+}
+
+
+def register(subparsers: Any) -> None:
+    defaults = settings_for("dev")
+    parser = subparsers.add_parser("plan", help="messages, invocations, PutMetricData TPS and dollars for a workload")
+    parser.add_argument("--rate", type=float, required=True, metavar="METRICS_PER_S", help="metrics per second")
+    parser.add_argument("--series", type=int, required=True, metavar="N", help="distinct metric series")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--window", type=float, default=float(defaults.batching_window_seconds), help="seconds")
+    parser.add_argument("--producers", type=int, default=1, help="processes running a producer (default 1)")
+    parser.add_argument("--memory", type=int, default=defaults.function_memory_mb, help="batcher memory in MB")
+    parser.add_argument("--json", action="store_true", help="print the model as one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = plan(
+        PlanInputs(
+            rate=args.rate,
+            series=args.series,
+            batch_size=args.batch_size,
+            window_seconds=args.window,
+            producers=args.producers,
+            memory_mb=args.memory,
+        )
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+        return 0
+    ours = result.design("metricbatch")
+    lines = [
+        f"metricbatch plan — {args.rate:,.0f} metrics/s over {args.series:,} series, batch {result.inputs.batch_size}, "
+        f"window {result.inputs.window_seconds:g} s",
+        "-" * 78,
+        f"metrics per SQS message            {result.metrics_per_message:>14,.0f}  "
+        f"({result.message_bytes / 1024:,.1f} KiB)",
+        f"SQS messages / s                   {result.messages_per_second:>14,.2f}",
+        f"batcher invocations / s            {result.invocations_per_second:>14,.3f}  "
+        f"({result.metrics_per_invocation:,.0f} metrics each)",
+        f"batcher concurrency (avg)          {result.concurrency:>14,.3f}  "
+        f"({result.handler_seconds * 1000:,.0f} ms each)",
+        f"PutMetricData / s (metricbatch)    {ours.put_metric_data_per_second:>14,.3f}  "
+        f"of the {PUT_METRIC_DATA_TPS_QUOTA} TPS quota",
+        "",
+        f"{'design':<36}{'PutMetricData/s':>16}{'$/month':>14}",
+    ]
+    for design in result.designs:
+        flag = "  over quota!" if design.over_tps_quota else ""
+        lines.append(
+            f"{_DESIGN_LABELS[design.design]:<36}{design.put_metric_data_per_second:>16,.2f}"
+            f"{design.monthly.dollars:>14,.2f}{flag}"
+        )
+    lines += [
+        "",
+        f"custom-metric storage: {args.series:,} series x ${PRICE_CUSTOM_METRIC_MONTH:.2f} = "
+        f"${result.storage_dollars_per_month:,.2f}/month for every design (batching does not change it)",
+        "month = 730 h; SQS billed per 64 KiB chunk incl. idle long polls; Lambda arm64.",
+    ]
+    lines += [f"WARNING: {w}" for w in result.warnings]
+    print("\n".join(lines))
+    return 0

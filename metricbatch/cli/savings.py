@@ -1,0 +1,253 @@
+"""``metricbatch savings``: what a deployed pipeline saved, from its own metrics.
+
+Reads the batcher's EMF self-metrics (namespace ``MetricBatch``, dimension ``service``) and the ``AWS/SQS`` and
+``AWS/Lambda`` metrics of the environment's queue and function, then prints the gross saving (PutMetricData calls
+not made), the pipeline's own cost (SQS requests, Lambda requests and GB-seconds) and the net saving, per day and
+projected per month.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from metricbatch.costs import SECONDS_PER_MONTH
+from metricbatch.deploy import ENVIRONMENTS, STACK_NAME_PREFIX
+from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
+from metricbatch.limits import (
+    PRICE_LAMBDA_PER_GB_SECOND_ARM64,
+    PRICE_LAMBDA_PER_REQUEST,
+    PRICE_PUT_METRIC_DATA_PER_REQUEST,
+    PRICE_SQS_PER_REQUEST,
+)
+
+logger = logging.getLogger(__name__)
+
+SELF_METRICS = ("MetricsReceived", "MetricsPublished", "PutMetricDataCalls", "ApiCallsSaved", "MetricsRejected")
+# Billed SQS requests: every send, receive (empty ones too) and delete; the AWS/SQS metrics count messages, so a
+# message stands for one request (an upper bound: batches of up to 10 cost one request).
+SQS_METRICS = ("NumberOfMessagesSent", "NumberOfMessagesReceived", "NumberOfMessagesDeleted", "NumberOfEmptyReceives")
+LAMBDA_METRICS = ("Invocations", "Duration")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DAYS_PER_MONTH = SECONDS_PER_MONTH / 86400
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("savings", help="gross saving, pipeline cost and net saving of a deployment")
+    parser.add_argument("--env", required=True, help="environment name (dev, staging, prod, or local)")
+    parser.add_argument("--since", default="7d", help="look-back period, e.g. 7d, 24h, 90m (default 7d)")
+    parser.add_argument("--service", help="the self-metrics' service dimension (default metricbatch-<env>)")
+    parser.add_argument("--queue-name", help="the pipeline's queue (default: from the stack's outputs)")
+    parser.add_argument("--function-name", help="the batcher function (default: from the stack's resources)")
+    parser.add_argument("--memory", type=int, help="batcher memory in MB (default: the environment's setting)")
+    parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str) -> int:
+    """Seconds in a look-back like ``7d``, ``24h`` or ``90m``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"--since must look like 7d, 24h or 90m, got {text!r}")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2) or "d"]
+
+
+@dataclass
+class SavingsReport:
+    env: str
+    service: str
+    period_seconds: int
+    queue_name: str | None
+    function_name: str | None
+    memory_mb: int
+    metrics_received: float = 0.0
+    metrics_published: float = 0.0
+    metrics_rejected: float = 0.0
+    put_metric_data_calls: float = 0.0
+    api_calls_saved: float = 0.0
+    sqs_requests: float = 0.0
+    lambda_invocations: float = 0.0
+    lambda_duration_ms: float = 0.0
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def days(self) -> float:
+        return self.period_seconds / 86400
+
+    @property
+    def gross_saving(self) -> float:
+        """Dollars of the PutMetricData calls not made (one per metric received, less the calls made)."""
+        return self.api_calls_saved * PRICE_PUT_METRIC_DATA_PER_REQUEST
+
+    @property
+    def sqs_dollars(self) -> float:
+        return self.sqs_requests * PRICE_SQS_PER_REQUEST
+
+    @property
+    def lambda_dollars(self) -> float:
+        gb_seconds = self.lambda_duration_ms / 1000 * self.memory_mb / 1024
+        return self.lambda_invocations * PRICE_LAMBDA_PER_REQUEST + gb_seconds * PRICE_LAMBDA_PER_GB_SECOND_ARM64
+
+    @property
+    def pipeline_cost(self) -> float:
+        return self.sqs_dollars + self.lambda_dollars
+
+    @property
+    def net_saving(self) -> float:
+        return self.gross_saving - self.pipeline_cost
+
+    def as_dict(self) -> dict[str, Any]:
+        per_day = 1 / self.days if self.days else 0.0
+        money = {
+            "gross_saving": self.gross_saving,
+            "pipeline_cost": self.pipeline_cost,
+            "sqs_dollars": self.sqs_dollars,
+            "lambda_dollars": self.lambda_dollars,
+            "net_saving": self.net_saving,
+        }
+        return {
+            **asdict(self),
+            **money,
+            "per_day": {k: v * per_day for k, v in money.items()},
+            "per_month": {k: v * per_day * DAYS_PER_MONTH for k, v in money.items()},
+        }
+
+
+def _sum(cloudwatch: Any, namespace: str, name: str, dimensions: dict[str, str], start: float, end: float) -> float:
+    end += 60  # include the current minute: a datum's timestamp may lie a little ahead of this clock
+    period = max(60, int((end - start + 59) // 60 * 60))
+    response = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=start,
+        EndTime=end,
+        Period=period,
+        Statistics=["Sum"],
+    )
+    return float(sum(point["Sum"] for point in response.get("Datapoints", [])))
+
+
+def resolve_names(cloudformation: Any, env: str) -> tuple[str | None, str | None]:
+    """Queue name (from the QueueUrl output) and batcher function name (from the stack's resources)."""
+    stack = f"{STACK_NAME_PREFIX}-{env}"
+    queue_name = function_name = None
+    try:
+        outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+        queue_url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("QueueUrl")), None)
+        queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
+        resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+        functions = [r for r in resources if r["ResourceType"] == "AWS::Lambda::Function"]
+        batcher = [r for r in functions if "batcher" in r["LogicalResourceId"].lower()] or functions
+        function_name = batcher[0]["PhysicalResourceId"] if batcher else None
+    except Exception as exc:
+        logger.debug("cannot read stack %s: %s", stack, exc)
+    return queue_name, function_name
+
+
+def collect(
+    cloudwatch: Any,
+    *,
+    env: str,
+    period_seconds: int,
+    service: str | None = None,
+    queue_name: str | None = None,
+    function_name: str | None = None,
+    memory_mb: int | None = None,
+    now: float | None = None,
+) -> SavingsReport:
+    """Read the metrics of one deployment and build the report (absent metrics count as zero and are listed)."""
+    end = time.time() if now is None else now
+    start = end - period_seconds
+    settings = ENVIRONMENTS.get(env)
+    report = SavingsReport(
+        env=env,
+        service=service or f"{SERVICE_NAME}-{env}",
+        period_seconds=period_seconds,
+        queue_name=queue_name,
+        function_name=function_name,
+        memory_mb=memory_mb or (settings.function_memory_mb if settings else 256),
+    )
+    namespace = settings.self_metrics_namespace if settings else SELF_METRICS_NAMESPACE
+    values = {name: _sum(cloudwatch, namespace, name, {"service": report.service}, start, end) for name in SELF_METRICS}
+    report.metrics_received = values["MetricsReceived"]
+    report.metrics_published = values["MetricsPublished"]
+    report.metrics_rejected = values["MetricsRejected"]
+    report.put_metric_data_calls = values["PutMetricDataCalls"]
+    report.api_calls_saved = values["ApiCallsSaved"]
+    if not report.metrics_received:
+        report.missing.append(f"{namespace} self-metrics (service={report.service})")
+    if queue_name:
+        sqs = [_sum(cloudwatch, "AWS/SQS", name, {"QueueName": queue_name}, start, end) for name in SQS_METRICS]
+        report.sqs_requests = sum(sqs)
+        if not any(sqs):
+            report.missing.append(f"AWS/SQS metrics of queue {queue_name}")
+    else:
+        report.missing.append("AWS/SQS metrics (no queue name: pass --queue-name)")
+    if function_name:
+        dims = {"FunctionName": function_name}
+        report.lambda_invocations = _sum(cloudwatch, "AWS/Lambda", "Invocations", dims, start, end)
+        report.lambda_duration_ms = _sum(cloudwatch, "AWS/Lambda", "Duration", dims, start, end)
+        if not report.lambda_invocations:
+            report.missing.append(f"AWS/Lambda metrics of function {function_name}")
+    else:
+        report.missing.append("AWS/Lambda metrics (no function name: pass --function-name)")
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    import boto3
+
+    try:
+        period = parse_since(args.since)
+    except ValueError as exc:
+        print(f"metricbatch savings: {exc}")
+        return 2
+    queue_name, function_name = args.queue_name, args.function_name
+    if (queue_name is None or function_name is None) and args.env in ENVIRONMENTS:
+        found_queue, found_function = resolve_names(boto3.client("cloudformation"), args.env)
+        queue_name, function_name = queue_name or found_queue, function_name or found_function
+    report = collect(
+        boto3.client("cloudwatch"),
+        env=args.env,
+        period_seconds=period,
+        service=args.service,
+        queue_name=queue_name,
+        function_name=function_name,
+        memory_mb=args.memory,
+    )
+    print_report(report)
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    return 0
+
+
+def print_report(report: SavingsReport) -> None:
+    data = report.as_dict()
+    day, month = data["per_day"], data["per_month"]
+    lines = [
+        f"metricbatch savings — {report.env} (service {report.service}), last {report.days:g} day(s)",
+        "-" * 72,
+        f"metrics received                 {report.metrics_received:>14,.0f}",
+        f"PutMetricData calls made         {report.put_metric_data_calls:>14,.0f}",
+        f"PutMetricData calls saved        {report.api_calls_saved:>14,.0f}",
+        f"SQS requests (upper bound)       {report.sqs_requests:>14,.0f}",
+        f"batcher invocations              {report.lambda_invocations:>14,.0f}  "
+        f"({report.lambda_duration_ms / 1000:,.1f} s at {report.memory_mb} MB)",
+        "",
+        f"{'':<30}{'period':>12}{'per day':>12}{'per month':>12}",
+    ]
+    for key, label in (
+        ("gross_saving", "gross saving"),
+        ("pipeline_cost", "pipeline's own cost"),
+        ("net_saving", "net saving"),
+    ):
+        lines.append(f"{label:<30}{data[key]:>12.4f}{day[key]:>12.4f}{month[key]:>12.2f}")
+    lines.append("dollars; month = 730 h; custom-metric storage ($0.30/metric-month) is not changed by batching.")
+    lines += [f"note: no data for {m}: counted as zero" for m in report.missing]
+    print("\n".join(lines))

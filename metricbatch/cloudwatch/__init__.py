@@ -1,0 +1,1 @@
+"""CloudWatch PutMetricData: lossless aggregation, packing into requests, publishing (batcher and fallback)."""

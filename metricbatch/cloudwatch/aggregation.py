@@ -1,0 +1,166 @@
+"""Lossless merging of datums that CloudWatch would store in the same slot anyway.
+
+Datums that share namespace, name, dimensions, unit, storage resolution and timestamp bucket (the minute for
+resolution 60, the second for resolution 1) merge into one datum with Values/Counts. Sums, sample counts, min, max
+and percentiles are unchanged because CloudWatch aggregates at that granularity itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from metricbatch.limits import MAX_VALUES_PER_DATUM
+from metricbatch.validation import Dimensions
+
+SeriesKey = tuple[str, str, Dimensions, str, int, int]  # namespace, name, dimensions, unit, resolution, bucket
+
+
+@dataclass(slots=True)
+class Datum:
+    """One CloudWatch MetricDatum with its values as a value -> count histogram in list form."""
+
+    namespace: str
+    name: str
+    dimensions: Dimensions
+    unit: str
+    resolution: int
+    timestamp: float
+    values: list[float]
+    counts: list[float]
+    # Indices of the SQS records the datum's samples came from (the batcher uses them for partial failures).
+    sources: frozenset[int] = frozenset()
+    # How many producer-side metric entries were merged into this datum (for self-metrics).
+    entries: int = 1
+
+    @property
+    def sample_count(self) -> float:
+        return sum(self.counts)
+
+    @property
+    def total(self) -> float:
+        return sum(v * c for v, c in zip(self.values, self.counts, strict=True))
+
+
+@dataclass(slots=True)
+class _Bucket:
+    timestamp: float
+    histogram: dict[float, float] = field(default_factory=dict)
+    sources: set[int] = field(default_factory=set)
+    entries: int = 0
+
+
+class DatumAggregator:
+    """Collects datums and merges those that share a series and a timestamp bucket."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[SeriesKey, _Bucket] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def add(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: Dimensions,
+        unit: str,
+        resolution: int,
+        timestamp: float,
+        values: Iterable[float],
+        counts: Iterable[float] | None = None,
+        *,
+        source: int | Iterable[int] | None = None,
+        entries: int = 1,
+    ) -> None:
+        bucket = self._merge((namespace, name, dimensions, unit, resolution), timestamp, values, counts)
+        if source is not None:
+            if isinstance(source, int):
+                bucket.sources.add(source)
+            else:
+                bucket.sources.update(source)
+        bucket.entries += entries
+
+    def add_series(
+        self,
+        series: tuple[str, str, Dimensions, str, int],
+        timestamp: float,
+        values: list[float],
+        counts: list[float] | None,
+        source: int,
+    ) -> None:
+        """``add`` for a validated (namespace, name, dimensions, unit, resolution) tuple: the batcher's hot loop."""
+        bucket = self._merge(series, timestamp, values, counts)
+        bucket.sources.add(source)
+        bucket.entries += 1
+
+    def _merge(
+        self,
+        series: tuple[str, str, Dimensions, str, int],
+        timestamp: float,
+        values: Iterable[float],
+        counts: Iterable[float] | None,
+    ) -> _Bucket:
+        key = (*series, int(timestamp // series[4]))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket(timestamp)
+        elif timestamp < bucket.timestamp:
+            # Keep the earliest real timestamp: still inside the bucket, and never older than a validated input.
+            bucket.timestamp = timestamp
+        histogram = bucket.histogram
+        if counts is None:
+            for value in values:
+                histogram[value] = histogram.get(value, 0.0) + 1.0
+        else:
+            for value, count in zip(values, counts, strict=True):
+                histogram[value] = histogram.get(value, 0.0) + count
+        return bucket
+
+    def add_datum(self, datum: Datum) -> None:
+        self.add(
+            datum.namespace,
+            datum.name,
+            datum.dimensions,
+            datum.unit,
+            datum.resolution,
+            datum.timestamp,
+            datum.values,
+            datum.counts,
+            source=datum.sources,
+            entries=datum.entries,
+        )
+
+    def datums(self) -> list[Datum]:
+        """The merged datums, each with at most MAX_VALUES_PER_DATUM distinct values."""
+        merged: list[Datum] = []
+        for (namespace, name, dimensions, unit, resolution, _), bucket in self._buckets.items():
+            items = list(bucket.histogram.items())
+            sources = frozenset(bucket.sources)
+            entries = bucket.entries
+            for start in range(0, len(items), MAX_VALUES_PER_DATUM):
+                chunk = items[start : start + MAX_VALUES_PER_DATUM]
+                merged.append(
+                    Datum(
+                        namespace=namespace,
+                        name=name,
+                        dimensions=dimensions,
+                        unit=unit,
+                        resolution=resolution,
+                        timestamp=bucket.timestamp,
+                        values=[v for v, _ in chunk],
+                        counts=[c for _, c in chunk],
+                        sources=sources,
+                        # Attribute the merged entries to the first chunk so totals add up.
+                        entries=entries if start == 0 else 0,
+                    )
+                )
+        return merged
+
+
+def aggregate(datums: Iterable[Datum]) -> list[Datum]:
+    """Merge datums losslessly; convenience wrapper around DatumAggregator."""
+    aggregator = DatumAggregator()
+    for datum in datums:
+        aggregator.add_datum(datum)
+    return aggregator.datums()

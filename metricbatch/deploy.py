@@ -1,0 +1,121 @@
+"""Per-environment pipeline settings, shared by the CDK stacks (infra/) and the embedded local stack.
+
+One frozen dataclass per environment; `app.py` may override fields from CDK context. Nothing here imports CDK,
+so the local runtime creates its queue and DLQ with exactly the settings the dev stack deploys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from metricbatch.env import SELF_METRICS_NAMESPACE
+from metricbatch.exceptions import ConfigurationError
+from metricbatch.limits import (
+    MAX_BATCHING_WINDOW_SECONDS,
+    MAX_SQS_BATCH_SIZE,
+    VISIBILITY_TIMEOUT_FACTOR,
+)
+
+STACK_NAME_PREFIX = "MetricBatching"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    """Everything that differs between environments of the pipeline."""
+
+    name: str
+    batch_size: int = 20
+    batching_window_seconds: int = 30
+    max_concurrency: int = 5  # event source ScalingConfig; PutMetricData's 500 TPS is shared account-wide
+    function_timeout_seconds: int = 60
+    function_memory_mb: int = 256
+    max_receive_count: int = 5  # AWS suggests 5 for Lambda event sources
+    queue_retention_days: int = 4
+    dlq_retention_days: int = 14
+    allowed_namespaces: tuple[str, ...] = ()  # namespace prefixes; empty = any non-AWS/ namespace
+    log_retention_days: int = 30
+    retain_on_delete: bool = False
+    alarm_email: str | None = None
+    alarm_oldest_message_age_seconds: int = 300
+    alarm_dlq_messages: int = 1
+    alarm_batcher_errors: int = 1
+    alarm_batcher_throttles: int = 1
+    alarm_metrics_rejected: int = 1
+    self_metrics_namespace: str = SELF_METRICS_NAMESPACE
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_SQS_BATCH_SIZE:
+            raise ConfigurationError(f"batch_size {self.batch_size} outside 1..{MAX_SQS_BATCH_SIZE}")
+        if not 0 <= self.batching_window_seconds <= MAX_BATCHING_WINDOW_SECONDS:
+            raise ConfigurationError(f"batching_window_seconds {self.batching_window_seconds} outside 0..300")
+        if self.batch_size > 10 and self.batching_window_seconds < 1:
+            raise ConfigurationError("a batch size above 10 needs a batching window of at least 1 s")
+        if self.max_receive_count < 1:
+            raise ConfigurationError("max_receive_count must be at least 1")
+        if self.max_concurrency < 2:
+            raise ConfigurationError("max_concurrency must be at least 2 (the event source mapping minimum)")
+
+    @property
+    def stack_name(self) -> str:
+        return f"{STACK_NAME_PREFIX}-{self.name}"
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS guidance: at least 6x the function timeout, plus the batching window the records wait in.
+        return VISIBILITY_TIMEOUT_FACTOR * self.function_timeout_seconds + self.batching_window_seconds
+
+    @property
+    def queue_retention_seconds(self) -> int:
+        return self.queue_retention_days * 24 * 3600
+
+    @property
+    def dlq_retention_seconds(self) -> int:
+        return self.dlq_retention_days * 24 * 3600
+
+    def with_overrides(self, overrides: dict[str, Any]) -> PipelineSettings:
+        """Return a copy with fields replaced, converting context strings to the field's type."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for key, raw in overrides.items():
+            if key not in known or key == "name":
+                raise ConfigurationError(f"unknown setting {key!r}; known: {sorted(known)}")
+            current = getattr(self, key)
+            changes[key] = _coerce(raw, current)
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(raw: Any, current: Any) -> Any:
+    if not isinstance(raw, str):
+        return tuple(raw) if isinstance(current, tuple) and isinstance(raw, list) else raw
+    if isinstance(current, bool):
+        return raw.lower() in {"1", "true", "yes"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, tuple):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw
+
+
+ENVIRONMENTS: dict[str, PipelineSettings] = {
+    "dev": PipelineSettings(name="dev", max_concurrency=2, log_retention_days=7, queue_retention_days=4),
+    "staging": PipelineSettings(name="staging", max_concurrency=5, log_retention_days=30),
+    "prod": PipelineSettings(
+        name="prod",
+        max_concurrency=20,
+        log_retention_days=90,
+        queue_retention_days=14,
+        retain_on_delete=True,
+        alarm_oldest_message_age_seconds=180,
+    ),
+}
+
+
+def settings_for(env: str) -> PipelineSettings:
+    """The settings of one named environment (dev, staging or prod)."""
+    try:
+        return ENVIRONMENTS[env]
+    except KeyError:
+        raise ConfigurationError(f"unknown environment {env!r}; choose one of {sorted(ENVIRONMENTS)}") from None

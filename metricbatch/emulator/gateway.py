@@ -1,0 +1,193 @@
+"""A WSGI layer in front of moto: counts every AWS request, injects faults, and enforces CloudWatch's rules."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from metricbatch.emulator.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
+from metricbatch.limits import SQS_BILLING_CHUNK_BYTES
+
+# Requests made on behalf of CloudWatch Logs' EMF extraction carry this in their User-Agent and are counted apart.
+EMF_AGENT_MARK = "metricbatch-emf-extraction"
+EMF_SUFFIX = "#emf"
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass
+class RequestLedger:
+    """Every request the embedded AWS served, by operation ("sqs:SendMessageBatch", "cloudwatch:PutMetricData")."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    request_bytes: Counter[str] = field(default_factory=Counter)
+    response_bytes: Counter[str] = field(default_factory=Counter)
+    sqs_billed_requests: int = 0  # 64 KiB chunks of payload, as SQS bills them
+    rejections: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, operation: str, request_size: int, response_size: int, status: int) -> None:
+        with self._lock:
+            self.calls[operation] += 1
+            self.request_bytes[operation] += request_size
+            self.response_bytes[operation] += response_size
+            if status >= 400:
+                self.errors[operation] += 1
+            if operation.startswith("sqs:"):
+                payload = max(request_size, response_size)
+                self.sqs_billed_requests += max(1, math.ceil(payload / SQS_BILLING_CHUNK_BYTES))
+
+    def count(self, operation: str) -> int:
+        with self._lock:
+            return self.calls[operation]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": dict(self.calls),
+                "errors": dict(self.errors),
+                "request_bytes": dict(self.request_bytes),
+                "response_bytes": dict(self.response_bytes),
+                "sqs_billed_requests": self.sqs_billed_requests,
+                "rejections": list(self.rejections),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.errors.clear()
+            self.request_bytes.clear()
+            self.response_bytes.clear()
+            self.sqs_billed_requests = 0
+            self.rejections.clear()
+
+
+@dataclass
+class Fault:
+    """Fail a share of one operation's requests: ``kind`` is "throttle" (400 Throttling) or "unavailable" (503)."""
+
+    operation: str
+    kind: str = "throttle"
+    probability: float = 1.0
+    remaining: int | None = None  # stop after this many injected faults (None: keep going)
+
+
+class FaultPlan:
+    """Faults injected by the gateway before requests reach moto; thread-safe, seeded for repeatable runs."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self._faults: list[Fault] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pick(self, operation: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.operation != operation or fault.remaining == 0:
+                    continue
+                if self._rng.random() < fault.probability:
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    self.injected[operation] += 1
+                    return fault
+        return None
+
+
+_FAULT_RESPONSES = {
+    "throttle": ("400 Bad Request", "Throttling", "Rate exceeded"),
+    "unavailable": ("503 Service Unavailable", "ServiceUnavailable", "Service is unavailable, try again"),
+    "internal": ("500 Internal Server Error", "InternalServiceFault", "Internal service fault"),
+}
+_SERVICE_OF_TARGET = {"GraniteServiceVersion20100801": "cloudwatch", "AmazonSQS": "sqs"}
+
+
+def _operation(environ: dict[str, Any], body: bytes) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if "." in target:
+        prefix, op = target.split(".", 1)
+        return f"{_SERVICE_OF_TARGET.get(prefix, prefix)}:{op}"
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    service = auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth else "unknown"
+    service = {"monitoring": "cloudwatch"}.get(service, service)
+    action = parse_qs(body.decode("latin-1")).get("Action", [""])[0] if body else ""
+    return f"{service}:{action or environ.get('PATH_INFO', '')}"
+
+
+def _error(start_response: Callable[..., Any], status: str, code: str, message: str) -> list[bytes]:
+    payload = json.dumps({"__type": code, "message": message}).encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Content-Length", str(len(payload))),
+            ("x-amzn-query-error", f"{code};Sender"),
+        ],
+    )
+    return [payload]
+
+
+class AwsGateway:
+    """WSGI middleware: ledger, faults, then the strict CloudWatch check, then moto."""
+
+    def __init__(self, app: WsgiApp, *, strict: bool = True) -> None:
+        self.app = app
+        self.strict = strict
+        self.ledger = RequestLedger()
+        self.faults = FaultPlan()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("HTTP_CONTENT_ENCODING") == "gzip":
+            body = gzip.decompress(body)
+            environ.pop("HTTP_CONTENT_ENCODING")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        operation = _operation(environ, body)
+        if EMF_AGENT_MARK in environ.get("HTTP_USER_AGENT", ""):
+            operation += EMF_SUFFIX  # EMF extraction stands in for CloudWatch Logs: not a billed PutMetricData
+        status_holder: list[int] = [200]
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            status_holder[0] = int(status.split(maxsplit=1)[0])
+            return start_response(status, headers, *args)
+
+        fault = self.faults.pick(operation)
+        if fault is not None:
+            status, code, message = _FAULT_RESPONSES[fault.kind]
+            result = _error(recording_start_response, status, code, message)
+        elif self.strict and operation == "cloudwatch:PutMetricData":
+            try:
+                validate_put_metric_data(json.loads(body or b"{}"), len(body))
+            except CloudWatchRejection as rejection:
+                with self.ledger._lock:
+                    self.ledger.rejections.append(f"{rejection.code}: {rejection.message}")
+                result = _error(recording_start_response, "400 Bad Request", rejection.code, rejection.message)
+            except ValueError as exc:
+                result = _error(recording_start_response, "400 Bad Request", "SerializationException", str(exc))
+            else:
+                result = list(self.app(environ, recording_start_response))
+        else:
+            result = list(self.app(environ, recording_start_response))
+        self.ledger.record(operation, len(body), sum(len(chunk) for chunk in result), status_holder[0])
+        return result

@@ -1,0 +1,220 @@
+"""The whole pipeline in one process: embedded AWS, the dev stack's queues, the real handler behind a poller."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from metricbatch.deploy import PipelineSettings, settings_for
+from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
+from metricbatch.emulator.emf import EmfExtractor
+from metricbatch.emulator.gateway import EMF_AGENT_MARK
+from metricbatch.producer.producer import MetricProducer
+from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
+
+LOCAL_SERVICE_NAME = "metricbatch-local"
+
+
+class LocalPipeline:
+    """Start with ``with LocalPipeline() as pipeline:``; everything it starts is stopped on exit.
+
+    The handler runs in this process with the environment Lambda would give it (set while the pipeline runs,
+    restored afterwards); boto3 everywhere reaches the embedded AWS through the standard AWS_ENDPOINT_URL.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: PipelineSettings | None = None,
+        batch_size: int | None = None,
+        window_seconds: float | None = None,
+        concurrency: int = 1,
+        allowed_namespaces: Iterable[str] | None = None,
+        function_timeout_seconds: float | None = None,
+        port: int = 0,
+        strict: bool = True,
+        queue_name: str = "metricbatch",
+    ) -> None:
+        self.settings = settings or settings_for("dev")
+        self.aws = EmbeddedAws(port=port, strict=strict)
+        self.poller_config = PollerConfig(
+            batch_size=batch_size or self.settings.batch_size,
+            window_seconds=self.settings.batching_window_seconds if window_seconds is None else window_seconds,
+            function_timeout_seconds=function_timeout_seconds or self.settings.function_timeout_seconds,
+            memory_mb=self.settings.function_memory_mb,
+            concurrency=concurrency,
+        )
+        allowed = self.settings.allowed_namespaces if allowed_namespaces is None else tuple(allowed_namespaces)
+        self.allowed_namespaces = tuple(allowed)
+        self.queue_name = queue_name
+        self._saved_env: dict[str, str | None] = {}
+        self._poller: SqsEventSourcePoller | None = None
+        self._running = False
+        self.sqs: Any = None
+        self.cloudwatch: Any = None
+        self.queues: PipelineQueues | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self) -> LocalPipeline:
+        self.aws.start()
+        self.sqs = self.aws.client("sqs")
+        self.cloudwatch = self.aws.client("cloudwatch")
+        self.queues = PipelineQueues(self.sqs, name=self.queue_name, settings=self.settings)
+        self._set_env(
+            {
+                **self.aws.env(),
+                "METRICBATCH_DLQ_URL": self.queues.dlq_url,
+                "METRICBATCH_QUEUE_URL": self.queues.queue_url,
+                "METRICBATCH_ALLOWED_NAMESPACES": ",".join(self.allowed_namespaces),
+                "POWERTOOLS_METRICS_NAMESPACE": self.settings.self_metrics_namespace,
+                "POWERTOOLS_SERVICE_NAME": LOCAL_SERVICE_NAME,
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        from metricbatch.batcher.handler import handler  # the same function Lambda runs
+
+        emf_client = self.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
+        self._poller = SqsEventSourcePoller(
+            self.sqs,
+            self.queues.queue_url,
+            handler,
+            config=self.poller_config,
+            region=self.aws.region,
+            emf_sink=EmfExtractor(emf_client),
+        )
+        return self
+
+    def start_polling(self) -> None:
+        """Run the event source mapping in background threads (like Lambda's pollers)."""
+        self.poller.start()
+        self._running = True
+
+    def stop(self) -> None:
+        if self._poller is not None and self._running:
+            self._poller.stop()
+            self._running = False
+        self.aws.stop()
+        self._restore_env()
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- use ------------------------------------------------------------------------------------------------------
+    @property
+    def poller(self) -> SqsEventSourcePoller:
+        assert self._poller is not None, "call start() first"
+        return self._poller
+
+    @property
+    def queue_url(self) -> str:
+        assert self.queues is not None
+        return self.queues.queue_url
+
+    @property
+    def dlq_url(self) -> str:
+        assert self.queues is not None
+        return self.queues.dlq_url
+
+    def producer(self, **options: Any) -> MetricProducer:
+        """A producer wired to this pipeline's queue (fallback: this pipeline's CloudWatch)."""
+        return MetricProducer(self.queue_url, sqs_client=self.sqs, cloudwatch_client=self.cloudwatch, **options)
+
+    def drain(self, timeout: float = 120.0) -> None:
+        """Process everything queued now, without sitting out a batching window (the producers are done)."""
+        if self._running:
+            self._poller_stop_and_drain(timeout)
+        else:
+            self.poller.drain(timeout=timeout)
+
+    def finish_polling(self, timeout: float = 120.0) -> None:
+        """Stop the background pollers and process everything left, in flight included, then poll no more."""
+        if self._running:
+            self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
+            self._running = False
+        self.poller.drain(timeout=timeout)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Where data can be when a run comes up short: queue, in flight, DLQ, poller and ledger counters."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        stats = self.poller.stats
+        ledger = self.aws.ledger.snapshot()
+        return {
+            "queue_visible": int(attributes["ApproximateNumberOfMessages"]),
+            "queue_in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            "dlq": self.dlq_depth(),
+            "invocations": stats.invocations,
+            "batch_sizes": stats.batch_sizes,
+            "item_failures": stats.item_failures,
+            "batch_failures": stats.batch_failures,
+            "ledger_errors": ledger["errors"],
+            "rejections": ledger["rejections"][:5],
+            "calls": ledger["calls"],
+        }
+
+    def _poller_stop_and_drain(self, timeout: float) -> None:
+        # Let a batch the background pollers hold finish before draining, or it would look like an empty queue.
+        self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
+        self.poller.drain(timeout=timeout)
+        self.poller.start()
+
+    def queue_depth(self, queue_url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def dlq_depth(self) -> int:
+        return self.queue_depth(self.dlq_url)
+
+    def read_series(
+        self,
+        namespace: str,
+        name: str,
+        dimensions: dict[str, str] | None = None,
+        *,
+        unit: str | None = None,
+        since: float | None = None,
+    ) -> tuple[float, float]:
+        """(Sum, SampleCount) of one series as CloudWatch reports it."""
+        now = time.time()
+        start = since if since is not None else now - 3 * 3600
+        params: dict[str, Any] = {
+            "Namespace": namespace,
+            "MetricName": name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted((dimensions or {}).items())],
+            "StartTime": start - 120,
+            "EndTime": now + 600,
+            "Period": 60 * 60 * 24,
+            "Statistics": ["Sum", "SampleCount"],
+        }
+        if unit:
+            params["Unit"] = unit
+        points = self.cloudwatch.get_metric_statistics(**params)["Datapoints"]
+        return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
+
+    def env(self) -> dict[str, str]:
+        """What a service in another process exports to use this pipeline."""
+        return {**self.aws.env(), "METRICBATCH_QUEUE_URL": self.queue_url}
+
+    # -- environment ----------------------------------------------------------------------------------------------
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()

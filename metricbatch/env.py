@@ -1,0 +1,22 @@
+"""Every environment variable metricbatch reads, named once, with the defaults that go with them.
+
+Configuration is read in functions (``ProducerConfig.from_env``, ``BatcherConfig.from_env``), never at import.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- producer side ---------------------------------------------------------------------------------------------------
+QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batcher, where unsent datums are re-queued
+NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
+
+# -- batcher side ----------------------------------------------------------------------------------------------------
+DLQ_URL: Final = "METRICBATCH_DLQ_URL"  # where the batcher sets aside invalid or unpublishable data
+ALLOWED_NAMESPACES: Final = "METRICBATCH_ALLOWED_NAMESPACES"  # comma-separated namespace prefixes
+
+# -- Powertools, as the batcher uses them ----------------------------------------------------------------------------
+POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+SELF_METRICS_NAMESPACE: Final = "MetricBatch"  # the batcher's EMF self-metrics, when the variable is unset
+SERVICE_NAME: Final = "metricbatch"  # the self-metrics' ``service`` dimension, when the variable is unset

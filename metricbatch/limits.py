@@ -1,0 +1,97 @@
+"""Service limits and list prices, in one place, each with its source.
+
+Limits: CloudWatch API Reference, PutMetricData and MetricDatum (checked 2026-11); SQS Developer Guide quotas;
+Lambda Developer Guide, "Using Lambda with Amazon SQS". Prices: us-east-1 list prices.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- CloudWatch PutMetricData -------------------------------------------------------------------------------------
+# "Each request is also limited to no more than 1000 different metrics" (raised from 20 in 2022-08).
+MAX_DATUMS_PER_REQUEST: Final = 1000
+# "Each PutMetricData request is limited to 1 MB in size for HTTP POST requests"; we bound the serialized JSON
+# body before gzip to a decimal megabyte so the request stays under the limit whatever the service means by "MB".
+MAX_REQUEST_BYTES: Final = 1_000_000
+# MetricDatum.Values: "can include as many as 150 unique values".
+MAX_VALUES_PER_DATUM: Final = 150
+# MetricDatum.Dimensions: "You can assign up to 30 dimensions to a metric."
+MAX_DIMENSIONS: Final = 30
+# Dimension.Name 1-255, Dimension.Value 1-1024 (ASCII); MetricName and Namespace 1-255.
+MAX_DIMENSION_NAME_LENGTH: Final = 255
+MAX_DIMENSION_VALUE_LENGTH: Final = 1024
+MAX_METRIC_NAME_LENGTH: Final = 255
+MAX_NAMESPACE_LENGTH: Final = 255
+# "Values must be in the range of -2^360 to 2^360. ... NaN, +Infinity, -Infinity are not supported."
+MAX_ABS_VALUE: Final = 2.0**360
+# "You can specify time stamps that are as much as two weeks before the current date, and as much as 2 hours after".
+MAX_TIMESTAMP_AGE_SECONDS: Final = 14 * 24 * 3600
+MAX_TIMESTAMP_FUTURE_SECONDS: Final = 2 * 3600
+# MetricDatum.StorageResolution: 1 (high resolution) or 60 (standard).
+STORAGE_RESOLUTIONS: Final = frozenset({1, 60})
+# Namespaces reserved for AWS services; a leading colon is invalid.
+RESERVED_NAMESPACE_PREFIX: Final = "AWS/"
+# MetricDatum.Unit, the 27 StandardUnit values.
+UNITS: Final = frozenset(
+    {
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits",
+        "Kilobits",
+        "Megabits",
+        "Gigabits",
+        "Terabits",
+        "Percent",
+        "Count",
+        "Bytes/Second",
+        "Kilobytes/Second",
+        "Megabytes/Second",
+        "Gigabytes/Second",
+        "Terabytes/Second",
+        "Bits/Second",
+        "Kilobits/Second",
+        "Megabits/Second",
+        "Gigabits/Second",
+        "Terabits/Second",
+        "Count/Second",
+        "None",
+    }
+)
+# Account-level PutMetricData quota (Service Quotas, adjustable): transactions per second per region.
+PUT_METRIC_DATA_TPS_QUOTA: Final = 500
+
+# --- SQS ----------------------------------------------------------------------------------------------------------
+# Maximum message size 1 MiB (raised from 256 KiB in 2025-08); SendMessageBatch: 10 entries, 1 MiB in total.
+MAX_SQS_MESSAGE_BYTES: Final = 1024 * 1024
+MAX_SQS_BATCH_ENTRIES: Final = 10
+MAX_SQS_BATCH_BYTES: Final = 1024 * 1024
+# Message attributes count toward the size; leave room for ours and the JSON envelope.
+SQS_MESSAGE_HEADROOM_BYTES: Final = 4 * 1024
+# Billing: "each 64 KB chunk of a payload is billed as 1 request".
+SQS_BILLING_CHUNK_BYTES: Final = 64 * 1024
+# ReceiveMessage returns at most 10 messages per call; long polling waits at most 20 s.
+MAX_SQS_RECEIVE_MESSAGES: Final = 10
+MAX_SQS_WAIT_SECONDS: Final = 20
+
+# --- Lambda SQS event source --------------------------------------------------------------------------------------
+# Synchronous invocation payload limit; the event source mapping stops adding records before it.
+MAX_LAMBDA_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
+MAX_BATCHING_WINDOW_SECONDS: Final = 300
+MAX_SQS_BATCH_SIZE: Final = 10_000
+# AWS guidance: queue visibility timeout at least six times the function timeout.
+VISIBILITY_TIMEOUT_FACTOR: Final = 6
+
+# --- Prices, us-east-1 list ---------------------------------------------------------------------------------------
+PRICE_PUT_METRIC_DATA_PER_REQUEST: Final = 0.01 / 1000  # $0.01 per 1,000 requests
+PRICE_SQS_PER_REQUEST: Final = 0.40 / 1_000_000  # standard queue, $0.40 per million (64 KiB chunks)
+PRICE_LAMBDA_PER_REQUEST: Final = 0.20 / 1_000_000  # $0.20 per million requests
+PRICE_LAMBDA_PER_GB_SECOND_ARM64: Final = 0.0000133334
+PRICE_LAMBDA_PER_GB_SECOND_X86: Final = 0.0000166667
+PRICE_CUSTOM_METRIC_MONTH: Final = 0.30  # first 10k metrics; batching does not change it

@@ -1,0 +1,110 @@
+"""Helpers around the producer: ``timer`` for service calls and ``flush_after`` for producers in Lambda."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ContextDecorator
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+from metricbatch.producer.producer import MetricProducer
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _producer(producer: MetricProducer | None) -> MetricProducer:
+    if producer is not None:
+        return producer
+    from metricbatch.producer.default import default_producer
+
+    return default_producer()
+
+
+class timer(ContextDecorator):
+    """Record a call's duration in Milliseconds plus a success or error count.
+
+    Emits ``<name>`` (Milliseconds) and ``<name>.Success`` / ``<name>.Error`` (Count, 1 or 0 each), so Sum is a
+    count and Average a rate. Works as ``with timer("DynamoDB.GetItem", dimensions={"Table": "orders"}):`` or as
+    a decorator ``@timer("S3.PutObject")``. An exception is recorded as an error and re-raised.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        storage_resolution: int = 60,
+        producer: MetricProducer | None = None,
+    ) -> None:
+        self.name = name
+        self.namespace = namespace
+        self.dimensions = dimensions
+        self.storage_resolution = storage_resolution
+        self.producer = producer
+        self._starts: list[float] = []
+
+    def __enter__(self) -> timer:
+        self._starts.append(time.perf_counter())
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - self._starts.pop()) * 1000.0
+        producer = _producer(self.producer)
+        common: dict[str, Any] = {
+            "namespace": self.namespace,
+            "dimensions": self.dimensions,
+            "storage_resolution": self.storage_resolution,
+        }
+        failed = exc_type is not None
+        producer.send_metric(self.name, elapsed_ms, unit="Milliseconds", **common)
+        producer.send_metric(f"{self.name}.Success", 0.0 if failed else 1.0, unit="Count", **common)
+        producer.send_metric(f"{self.name}.Error", 1.0 if failed else 0.0, unit="Count", **common)
+
+
+@overload
+def flush_after(
+    func: Callable[P, R], *, timeout: float | None = ..., producer: MetricProducer | None = ...
+) -> Callable[P, R]: ...
+@overload
+def flush_after(
+    func: None = ..., *, timeout: float | None = ..., producer: MetricProducer | None = ...
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def flush_after(
+    func: Callable[P, R] | None = None, *, timeout: float | None = 5.0, producer: MetricProducer | None = None
+) -> Any:
+    """Flush before a Lambda invocation returns (the sandbox freezes background threads between invocations).
+
+    Use as ``@flush_after`` or ``@flush_after(timeout=2)`` on the handler.
+    """
+
+    def decorate(inner: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(inner)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                _producer(producer).flush(timeout)
+
+        return wrapper
+
+    return decorate(func) if func is not None else decorate
+
+
+class flushing(ContextDecorator):
+    """Context-manager form of ``flush_after``: ``with flushing(): ...`` flushes on leaving the block."""
+
+    def __init__(self, *, timeout: float | None = 5.0, producer: MetricProducer | None = None) -> None:
+        self.timeout = timeout
+        self.producer = producer
+
+    def __enter__(self) -> flushing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _producer(self.producer).flush(self.timeout)
