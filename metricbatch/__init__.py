@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from metricbatch.exceptions import ConfigurationError, InvalidMetricError, MetricBatchError, WireFormatError
-    from metricbatch.producer.default import default_producer, flush, send_metric, set_default_producer, stats
-    from metricbatch.producer.producer import MetricProducer, ProducerConfig
+    from metricbatch.producer.config import ProducerConfig
+    from metricbatch.producer.default import default_producer, flush, send_metric, series, set_default_producer, stats
+    from metricbatch.producer.producer import MetricProducer
+    from metricbatch.producer.series import SeriesHandle
     from metricbatch.producer.timing import flush_after, flushing, timer
 
 # public name -> the module that defines it
@@ -25,10 +27,12 @@ _EXPORTS = {
     "MetricBatchError": "metricbatch.exceptions",
     "WireFormatError": "metricbatch.exceptions",
     "MetricProducer": "metricbatch.producer.producer",
-    "ProducerConfig": "metricbatch.producer.producer",
+    "ProducerConfig": "metricbatch.producer.config",
+    "SeriesHandle": "metricbatch.producer.series",
     "default_producer": "metricbatch.producer.default",
     "flush": "metricbatch.producer.default",
     "send_metric": "metricbatch.producer.default",
+    "series": "metricbatch.producer.default",
     "set_default_producer": "metricbatch.producer.default",
     "stats": "metricbatch.producer.default",
     "flush_after": "metricbatch.producer.timing",
@@ -42,12 +46,14 @@ __all__ = [
     "MetricBatchError",
     "MetricProducer",
     "ProducerConfig",
+    "SeriesHandle",
     "WireFormatError",
     "default_producer",
     "flush",
     "flush_after",
     "flushing",
     "send_metric",
+    "series",
     "set_default_producer",
     "stats",
     "timer",

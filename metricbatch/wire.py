@@ -134,8 +134,8 @@ def parse_metric(raw: object, default_timestamp: float, now: float) -> ParsedMet
     return ParsedMetric(namespace, name, dimensions, unit, resolution, timestamp, values, counts)
 
 
-def metric_prefix(namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> str:
-    """The constant start of a metric's JSON object; the producer caches it per series."""
+def metric_head(namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> str:
+    """The constant start of a metric's JSON object (no closing brace): producers cache it per series."""
     parts = [f'{{"namespace":{json.dumps(namespace)},"name":{json.dumps(name)}']
     if unit != "None":
         parts.append(f',"unit":{json.dumps(unit)}')
@@ -143,8 +143,12 @@ def metric_prefix(namespace: str, name: str, dimensions: Dimensions, unit: str, 
         parts.append(f',"dimensions":{json.dumps(dict(dimensions), separators=(",", ":"))}')
     if resolution != 60:
         parts.append(f',"resolution":{resolution}')
-    parts.append(',"value":')
     return "".join(parts)
+
+
+def metric_prefix(namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> str:
+    """``metric_head`` followed by the ``value`` key: the start of a one-value metric."""
+    return metric_head(namespace, name, dimensions, unit, resolution) + ',"value":'
 
 
 def metric_fragment(prefix: str, value: float, timestamp: float) -> str:

@@ -242,7 +242,10 @@ class MetricBatcher:
                 continue
             append(metric)
         if record.attempt == 0:
-            self.report.metrics_received += len(envelope["metrics"])
+            # Samples, not wire entries: producers merge a series' bucket into one entry with values and counts.
+            self.report.metrics_received += len(rejected) + sum(
+                len(values) if counts is None else round(sum(counts)) for _, _, values, counts in record.metrics
+            )
         if rejected:
             self.report.metrics_rejected += len(rejected)
             # Several DLQ messages if need be: the invalid metrics plus their reasons can outgrow the SQS limit.
@@ -305,7 +308,7 @@ class MetricBatcher:
         self.report.put_metric_data_calls = outcome_cw.calls
         self.report.put_metric_data_retries = outcome_cw.retries
         self.report.datums_published = len(outcome_cw.published)
-        self.report.metrics_published = sum(d.entries for d in outcome_cw.published)
+        self.report.metrics_published = round(sum(d.sample_count for d in outcome_cw.published))
         published_sources: set[int] = set()
         for datum in outcome_cw.published:
             published_sources.update(datum.sources)

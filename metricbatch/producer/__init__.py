@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from metricbatch.producer.producer import MetricProducer, ProducerConfig
+from metricbatch.producer.config import ProducerConfig
+from metricbatch.producer.producer import MetricProducer
+from metricbatch.producer.series import SeriesHandle
 
-__all__ = ["MetricProducer", "ProducerConfig"]
+__all__ = ["MetricProducer", "ProducerConfig", "SeriesHandle"]

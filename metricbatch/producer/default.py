@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from metricbatch.producer.producer import MetricProducer
+from metricbatch.producer.series import SeriesHandle
 
 _default: MetricProducer | None = None
 _default_lock = threading.Lock()
@@ -44,6 +45,8 @@ def send_metric(
 ) -> None:
     """Buffer one metric for CloudWatch; returns in microseconds, never touches the network.
 
+    ``timestamp``: a ``datetime`` (naive = UTC, unlike ``datetime.timestamp()``) or epoch seconds; default now.
+
     Raises:
         InvalidMetricError: the metric breaks a CloudWatch rule (the message names it).
         ConfigurationError: no METRICBATCH_QUEUE_URL for the default producer.
@@ -59,8 +62,30 @@ def send_metric(
     )
 
 
+def series(
+    name: str,
+    *,
+    unit: str = "None",
+    namespace: str | None = None,
+    dimensions: Mapping[str, str] | None = None,
+    storage_resolution: int = 60,
+) -> SeriesHandle:
+    """A handle for one series of the default producer, validated once: ``handle.send(value, timestamp=None)``.
+
+    Raises:
+        InvalidMetricError: the series breaks a CloudWatch rule.
+        ConfigurationError: no METRICBATCH_QUEUE_URL for the default producer.
+    """
+    return (_default or default_producer()).series(
+        name, unit=unit, namespace=namespace, dimensions=dimensions, storage_resolution=storage_resolution
+    )
+
+
 def flush(timeout: float | None = None) -> bool:
-    """Block until everything buffered so far is accepted by SQS (or published by the fallback)."""
+    """Block until everything buffered so far is accepted by SQS (or published by the fallback).
+
+    Returns False if ``timeout`` ran out or metrics were dropped since the previous flush (see ``stats()``).
+    """
     return _default.flush(timeout) if _default is not None else True
 
 

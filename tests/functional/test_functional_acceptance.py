@@ -23,8 +23,8 @@ def _series(namespaces: tuple[str, str]) -> list[tuple[str, str, dict[str, str]]
     "producer_options",
     [
         pytest.param({}, id="full-size-messages"),
-        # ~130 metrics per message: ~150 messages, so the poller really assembles batches of 20 messages.
-        pytest.param({"max_message_bytes": 16 * 1024}, id="small-messages"),
+        # ~2 wire metrics per message: dozens of messages, so the poller really assembles batches of 20 messages.
+        pytest.param({"max_message_bytes": 512}, id="small-messages"),
     ],
 )
 def test_20000_metrics_over_100_series_land_exactly_with_a_fraction_of_the_calls(
@@ -56,13 +56,19 @@ def test_20000_metrics_over_100_series_land_exactly_with_a_fraction_of_the_calls
     assert dict(pipeline.aws.ledger.errors) == {}
     assert take_dlq(pipeline) == []
     assert pipeline.queue_depth() == 0
-    # AND PutMetricData calls are <= 0.5% of the metrics (>= 99.5% fewer), SQS sends <= 1 per 100 metrics
+    # AND the producer merged each series' minute before sending: a few bytes per metric on the wire instead of
+    # ~150, a handful of SendMessageBatch calls, one or two PutMetricData calls per invocation (100 datums each)
     put_calls = calls(pipeline, "cloudwatch:PutMetricData")
     sqs_sends = calls(pipeline, "sqs:SendMessageBatch") + calls(pipeline, "sqs:SendMessage")
-    assert 2 <= put_calls <= METRICS * 0.005, put_calls
-    assert 1 <= sqs_sends <= METRICS / 100, sqs_sends
+    wire_bytes = pipeline.aws.ledger.snapshot()["request_bytes"]["sqs:SendMessageBatch"]
+    assert stats["wire_bytes"] <= 5 * METRICS, stats["wire_bytes"]
+    assert wire_bytes <= 6 * METRICS, wire_bytes  # the HTTP request: bodies plus the SendMessageBatch envelope
+    assert stats["wire_entries"] <= 100 * stats["messages_sent"], stats
+    assert 1 <= put_calls <= 2 * pipeline.poller.stats.invocations, put_calls
+    assert 1 <= sqs_sends <= 5, sqs_sends
     assert max(pipeline.poller.stats.batch_sizes) <= 20
     if producer_options:
         assert 20 in pipeline.poller.stats.batch_sizes  # the small messages really filled batches of 20
     print(f"\n{producer_options or 'default'}: PutMetricData={put_calls} SQS sends={sqs_sends} "
-          f"invocations={pipeline.poller.stats.invocations}")  # fmt: skip
+          f"invocations={pipeline.poller.stats.invocations} stats={stats} "
+          f"bytes={pipeline.aws.ledger.snapshot()['request_bytes']}")  # fmt: skip

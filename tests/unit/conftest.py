@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-import metricbatch.aws.sqs as sqs_batch_module
-import metricbatch.cloudwatch.publisher as publisher_module
-import metricbatch.producer.producer as producer_module
 from metricbatch.producer.producer import MetricProducer
 
 from .fakes import FakeCloudWatch, FakeSqs
@@ -29,11 +28,18 @@ def fake_cloudwatch() -> FakeCloudWatch:
     return FakeCloudWatch()
 
 
+class RecordedSleeps(list[float]):
+    """An injected ``sleep``: records each backoff delay and returns at once."""
+
+    def __call__(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.append(seconds)
+
+
 @pytest.fixture
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries without waiting: the producer's senders have no injectable sleep, so zero their backoff instead."""
-    monkeypatch.setattr(publisher_module, "backoff_delay", lambda *args, **kwargs: 0.0)
-    monkeypatch.setattr(sqs_batch_module, "backoff_delay", lambda *args, **kwargs: 0.0)
+def no_backoff() -> RecordedSleeps:
+    """Pass as ``sleep=`` to a producer: its retries back off without waiting, and the delays are recorded."""
+    return RecordedSleeps()
 
 
 @pytest.fixture
@@ -41,11 +47,10 @@ def make_producer(
     monkeypatch: pytest.MonkeyPatch, fake_sqs: FakeSqs, fake_cloudwatch: FakeCloudWatch
 ) -> Iterator[ProducerFactory]:
     """Build MetricProducers over the fakes; every one is closed at teardown so no sender thread outlives a test."""
-    # Exit hooks (atexit, SIGTERM handler) are process-wide; unit tests close their producers themselves.
-    monkeypatch.setattr(producer_module, "_register_exit_hooks", lambda producer, handle_sigterm: None)
     monkeypatch.delenv("METRICBATCH_QUEUE_URL", raising=False)
     monkeypatch.delenv("METRICBATCH_NAMESPACE", raising=False)
     made: list[MetricProducer] = []
+    gates: list[threading.Event] = []
 
     def make(**options: Any) -> MetricProducer:
         settings: dict[str, Any] = {
@@ -58,15 +63,32 @@ def make_producer(
             "handle_sigterm": False,
         }
         settings.update(options)
+        gate = getattr(settings["sqs_client"], "gate", None)
+        if gate is not None:
+            gates.append(gate)
         producer = MetricProducer(**settings)
         made.append(producer)
         return producer
 
     yield make
-    for gate in {id(p._sqs): getattr(p._sqs, "gate", None) for p in made}.values():
-        if gate is not None:
-            gate.set()
+    for gate in gates:
+        gate.set()
     for producer in made:
         producer.close(timeout=2.0)
-    for producer in made:
-        assert producer._thread is None or not producer._thread.is_alive(), "a sender thread outlived its test"
+    deadline = time.monotonic() + 5
+    while any(t.name == "metricbatch-sender" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name == "metricbatch-sender"], "a sender outlived its test"
+
+
+def wire_samples(metrics: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(name, value) once per sample of wire metrics, ``value`` or ``values`` + ``counts`` expanded, sorted."""
+    out: list[tuple[str, float]] = []
+    for metric in metrics:
+        if "value" in metric:
+            out.append((metric["name"], metric["value"]))
+            continue
+        counts = metric.get("counts", [1] * len(metric["values"]))
+        for value, count in zip(metric["values"], counts, strict=True):
+            out.extend([(metric["name"], value)] * int(count))
+    return sorted(out)

@@ -14,7 +14,7 @@ import metricbatch
 from metricbatch import ConfigurationError, InvalidMetricError, MetricProducer
 from metricbatch.wire import parse_envelope, parse_metric
 
-from .conftest import QUEUE_URL, ProducerFactory
+from .conftest import QUEUE_URL, ProducerFactory, RecordedSleeps, wire_samples
 from .fakes import FakeCloudWatch, FakeSqs, client_error, connection_error
 
 DAY = 86_400.0
@@ -114,14 +114,14 @@ def test_good_metrics_reach_the_queue_as_wire_format_v1(make_producer: ProducerF
     assert latency["value"] == 12.5
     assert latency["unit"] == "Milliseconds"
     assert latency["dimensions"] == {"Az": "use1-az1", "Service": "cart"}
-    assert latency["timestamp"] == pytest.approx(stamp.timestamp(), abs=0.001)
+    assert latency["timestamp"] == stamp.timestamp() // 60 * 60  # the start of its minute, as CloudWatch stores it
     assert latency.get("resolution", 60) == 60
     orders = by_name["Orders"]
     assert (orders["namespace"], orders["value"], orders["unit"], orders["resolution"]) == ("Unit/Test", 3, "Count", 1)
     plain = by_name["Plain"]
     assert plain["value"] == -0.25
     assert plain.get("unit", "None") == "None"
-    assert abs(plain["timestamp"] - time.time()) < 60
+    assert 0 <= time.time() - plain["timestamp"] < 120
     # AND the batcher's own parser accepts every body and metric
     for message in fake_sqs.messages(QUEUE_URL):
         envelope = parse_envelope(message["Body"])
@@ -138,9 +138,13 @@ def test_many_metrics_are_packed_into_few_sqs_requests(make_producer: ProducerFa
     for i in range(2000):
         producer.send_metric("Latency", float(i), dimensions={"Host": f"h{i % 7}"})
     assert producer.flush(timeout=5)
-    values = sorted(m["value"] for m in fake_sqs.metrics(QUEUE_URL))
+    values = [v for _, v in wire_samples(fake_sqs.metrics(QUEUE_URL))]
     assert values == [float(i) for i in range(2000)]
-    assert fake_sqs.calls <= 2  # thousands of metrics per message, ten messages per request
+    assert fake_sqs.calls == 1  # thousands of metrics per message, ten messages per request
+    # 7 series, 2,000 distinct values: each series' minute spills into wire metrics of at most 150 values
+    metrics = fake_sqs.metrics(QUEUE_URL)
+    assert all(len(m["values"]) <= 150 and "counts" not in m for m in metrics)
+    assert len(metrics) >= 14  # ~286 values per series: at least two wire metrics each
     assert producer.stats()["sent"] == 2000
 
 
@@ -152,7 +156,7 @@ def test_flush_with_nothing_buffered_returns_true(make_producer: ProducerFactory
 
 
 def test_full_buffer_drops_new_metrics_and_counts_them(make_producer: ProducerFactory) -> None:
-    # GIVEN a sender stuck inside SendMessageBatch and room for 10 metrics
+    # GIVEN a sender stuck inside SendMessageBatch and room for 10 metrics (the one being sent counts)
     gate = threading.Event()
     sqs = FakeSqs(gate=gate)
     producer = make_producer(sqs_client=sqs, max_buffered=10)
@@ -160,38 +164,42 @@ def test_full_buffer_drops_new_metrics_and_counts_them(make_producer: ProducerFa
         producer.send_metric("Latency", 0.0)
         assert sqs.entered.wait(5), "the sender never called SendMessageBatch"
         # WHEN 30 more metrics arrive while it is stuck
-        started = time.perf_counter()
         for i in range(1, 31):
             producer.send_metric("Latency", float(i))
-        elapsed = time.perf_counter() - started
-        # THEN the caller was not blocked, 10 were kept and 20 dropped (and counted)
-        assert elapsed < 0.5
+        # THEN 10 distinct values are held (exactly the bound) and 21 dropped, and counted
         stats = producer.stats()
-        assert stats["dropped"] == 20
-        assert stats["buffered"] == 11
-        # AND once SQS answers again, everything that was kept arrives
+        assert (stats["buffered"], stats["dropped"], stats["dropped_buffer_full"]) == (10, 21, 21)
+        # AND a value already held still fits: it only raises a count
+        producer.send_metric("Latency", 1.0)
+        assert (producer.stats()["buffered"], producer.stats()["buffered_values"]) == (11, 10)
+        # AND once SQS answers again, everything that was kept arrives; flush reports that some were dropped
         gate.set()
-        assert producer.flush(timeout=5)
-        assert sorted(m["value"] for m in sqs.metrics(QUEUE_URL)) == [float(i) for i in range(11)]
+        assert producer.flush(timeout=5) is False
+        assert wire_samples(sqs.metrics(QUEUE_URL)) == sorted(
+            [("Latency", float(i)) for i in range(10)] + [("Latency", 1.0)]
+        )
         assert producer.stats()["sent"] == 11
+        assert producer.flush(timeout=5) is True  # nothing dropped since the previous flush
     finally:
         gate.set()
         producer.close(timeout=2)
 
 
 def test_partial_send_message_batch_failure_delivers_every_metric_exactly_once(
-    make_producer: ProducerFactory, no_backoff: None
+    make_producer: ProducerFactory, no_backoff: RecordedSleeps
 ) -> None:
     # GIVEN SQS reports every other entry of its first three SendMessageBatch calls as Failed
     sqs = FakeSqs(fail_entries=lambda call, entry_id: call <= 3 and int(entry_id) % 2 == 0)
-    producer = make_producer(sqs_client=sqs, max_message_bytes=800, flush_interval=30)
-    # WHEN 100 metrics go out in many small messages
+    producer = make_producer(sqs_client=sqs, max_message_bytes=300, flush_interval=30, sleep=no_backoff)
+    # WHEN 100 metrics of 50 series go out in many small messages
     for i in range(100):
-        producer.send_metric("Latency", float(i))
+        producer.send_metric("Latency", float(i), dimensions={"Host": f"h{i % 50}"})
     assert producer.flush(timeout=5)
     # THEN every metric is in the queue exactly once and nothing went to the fallback
-    values = sorted(m["value"] for m in sqs.metrics(QUEUE_URL))
+    assert len(sqs.messages(QUEUE_URL)) >= 20
+    values = [v for _, v in wire_samples(sqs.metrics(QUEUE_URL))]
     assert values == [float(i) for i in range(100)]
+    assert no_backoff, "the retries backed off through the injected sleep"
     assert sqs.failed_entries >= 3
     stats = producer.stats()
     assert stats["sent"] == 100
@@ -201,11 +209,11 @@ def test_partial_send_message_batch_failure_delivers_every_metric_exactly_once(
 
 
 def test_sqs_down_falls_back_to_put_metric_data_preserving_sums(
-    make_producer: ProducerFactory, fake_cloudwatch: FakeCloudWatch, no_backoff: None
+    make_producer: ProducerFactory, fake_cloudwatch: FakeCloudWatch, no_backoff: RecordedSleeps
 ) -> None:
     # GIVEN SQS cannot be reached at all
     sqs = FakeSqs(raise_for=connection_error)
-    producer = make_producer(sqs_client=sqs, send_attempts=2, flush_interval=30)
+    producer = make_producer(sqs_client=sqs, send_attempts=2, flush_interval=30, sleep=no_backoff)
     values = [float(i % 10) for i in range(500)]
     for value in values:
         producer.send_metric("Latency", value, unit="Milliseconds", dimensions={"Host": "a"})
@@ -228,18 +236,19 @@ def test_sqs_down_falls_back_to_put_metric_data_preserving_sums(
     assert stats["put_metric_data_calls"] == 1
 
 
-def test_sqs_and_cloudwatch_down_drops_and_counts(make_producer: ProducerFactory, no_backoff: None) -> None:
+def test_sqs_and_cloudwatch_down_drops_and_counts(make_producer: ProducerFactory, no_backoff: RecordedSleeps) -> None:
     # GIVEN neither SQS nor CloudWatch can be reached
     sqs = FakeSqs(raise_for=connection_error)
     cloudwatch = FakeCloudWatch(always=connection_error())
-    producer = make_producer(sqs_client=sqs, cloudwatch_client=cloudwatch, send_attempts=2)
+    producer = make_producer(sqs_client=sqs, cloudwatch_client=cloudwatch, send_attempts=2, sleep=no_backoff)
     # WHEN metrics are sent THEN the calls still return at once
     for i in range(50):
         producer.send_metric("Latency", float(i))
-    assert producer.flush(timeout=5)
+    # AND flush reports that they were dropped rather than delivered
+    assert producer.flush(timeout=5) is False
     # AND every lost metric is counted as dropped
     stats = producer.stats()
-    assert stats["dropped"] == 50
+    assert (stats["dropped"], stats["dropped_undeliverable"], stats["buffered"]) == (50, 50, 0)
     assert stats["sent"] == 0
     assert stats["fallback_published"] == 0
     assert cloudwatch.attempts >= 1
@@ -250,7 +259,7 @@ def test_fallback_off_drops_when_sqs_is_down(make_producer: ProducerFactory, fak
     sqs = FakeSqs(raise_for=lambda url: client_error("AccessDenied", 403, "SendMessageBatch"))
     producer = make_producer(sqs_client=sqs, fallback=False)
     producer.send_metric("Latency", 1.0)
-    assert producer.flush(timeout=5)
+    assert producer.flush(timeout=5) is False
     assert producer.stats()["dropped"] == 1
     assert fake_cloudwatch.attempts == 0
 
@@ -295,10 +304,12 @@ def test_module_level_helpers_use_the_default_producer(make_producer: ProducerFa
     metricbatch.send_metric("Checkout", 2.0, unit="Count", dimensions={"Service": "cart"})
     metricbatch.send_metric("Checkout", 3.0, unit="Count", dimensions={"Service": "cart"})
     assert metricbatch.flush(timeout=5) is True
-    assert [(m["namespace"], m["value"]) for m in fake_sqs.metrics(QUEUE_URL)] == [
-        ("Default/Ns", 2.0),
-        ("Default/Ns", 3.0),
-    ]
+    (metric,) = fake_sqs.metrics(QUEUE_URL)
+    assert (metric["namespace"], metric["values"], metric["dimensions"]) == (
+        "Default/Ns",
+        [2.0, 3.0],
+        {"Service": "cart"},
+    )
     stats = metricbatch.stats()
     assert stats["sent"] == 2
     assert {"buffered", "sent", "dropped", "fallback_published", "send_errors"} <= stats.keys()

@@ -8,7 +8,7 @@ import pytest
 
 from metricbatch import flush_after, flushing, timer
 
-from .conftest import QUEUE_URL, ProducerFactory
+from .conftest import QUEUE_URL, ProducerFactory, wire_samples
 from .fakes import FakeSqs
 
 
@@ -61,10 +61,10 @@ def test_timer_as_decorator_times_every_call(make_producer: ProducerFactory, fak
     with pytest.raises(RuntimeError):
         put(True)
     assert producer.flush(timeout=5)
-    metrics = fake_sqs.metrics(QUEUE_URL)
-    assert sum(m["value"] for m in metrics if m["name"] == "S3.Put.Success") == 2.0
-    assert sum(m["value"] for m in metrics if m["name"] == "S3.Put.Error") == 1.0
-    assert len([m for m in metrics if m["name"] == "S3.Put"]) == 3
+    samples = wire_samples(fake_sqs.metrics(QUEUE_URL))
+    assert sum(v for n, v in samples if n == "S3.Put.Success") == 2.0
+    assert sum(v for n, v in samples if n == "S3.Put.Error") == 1.0
+    assert len([n for n, _ in samples if n == "S3.Put"]) == 3
 
 
 def test_flush_after_flushes_before_the_handler_returns(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:

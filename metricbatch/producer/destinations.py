@@ -1,0 +1,178 @@
+"""Where the sender delivers: one small interface, implemented by SQS and by the direct PutMetricData fallback.
+
+A destination takes wire entries and answers with what it delivered and what it could not. A chain tries each
+destination in turn with what the previous one could not deliver; what is left after the last one is dropped.
+Other destinations (EMF on stdout, in-memory capture, off) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from metricbatch.aws.sqs import SqsBatchSender
+from metricbatch.cloudwatch.packing import pack_requests
+from metricbatch.cloudwatch.publisher import CloudWatchPublisher
+from metricbatch.producer.encoding import WireEntry, pack_messages, samples_in
+
+logger = logging.getLogger(__name__)
+
+ClientFor = Callable[[str], Any]  # "sqs" / "cloudwatch" -> a boto3 client of this process
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A destination's answer: metrics delivered, entries it could not deliver (and why), counters to add."""
+
+    delivered: int = 0
+    undelivered: list[WireEntry] = field(default_factory=list)
+    error: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Destination(Protocol):
+    """Delivers wire entries; never raises (a failure is an undelivered entry with its error)."""
+
+    @property
+    def delivered_counter(self) -> str: ...  # the stats() counter its delivered metrics add to
+
+    def prepare(self) -> None: ...  # make clients ahead of the first delivery (may raise; deliver reports it)
+
+    def deliver(self, entries: list[WireEntry]) -> Delivery: ...
+
+
+class SqsDestination:
+    """Wire-format messages to the pipeline's queue with SendMessageBatch (the normal path)."""
+
+    delivered_counter = "sent"
+
+    def __init__(
+        self,
+        client_for: ClientFor,
+        queue_url: str,
+        *,
+        max_message_bytes: int,
+        attempts: int,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._client_for = client_for
+        self._queue_url = queue_url
+        self._max_message_bytes = max_message_bytes
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def prepare(self) -> None:
+        self._client_for("sqs")
+
+    def deliver(self, entries: list[WireEntry]) -> Delivery:
+        messages = pack_messages(entries, self._max_message_bytes)
+        try:
+            sender = SqsBatchSender(
+                self._client_for("sqs"), self._queue_url, max_attempts=self._attempts, sleep=self._sleep
+            )
+            outcome = sender.send(messages)
+        except Exception as exc:  # e.g. no region or credentials: the fallback may still work
+            logger.debug("cannot send to SQS: %s", exc)
+            return Delivery(undelivered=entries, error=f"{type(exc).__name__}: {exc}", counts={"send_errors": 1})
+        sent: list[WireEntry] = [entry for m in outcome.sent for entry in m.context]
+        if outcome.failed:
+            logger.warning("SQS did not accept %d message(s): %s", len(outcome.failed), outcome.last_error)
+        return Delivery(
+            delivered=samples_in(sent),
+            undelivered=[entry for m in outcome.failed for entry in m.context],
+            error=outcome.last_error,
+            counts={
+                "sqs_requests": outcome.requests,
+                "send_errors": outcome.errors,
+                "messages_sent": len(outcome.sent),
+                "wire_entries": len(sent),
+                "wire_bytes": sum(len(m.body) for m in outcome.sent),
+            },
+        )
+
+
+class PutMetricDataDestination:
+    """Direct PutMetricData, merged and packed within CloudWatch's limits (the fallback while SQS is down)."""
+
+    delivered_counter = "fallback_published"
+
+    def __init__(self, client_for: ClientFor, *, sleep: Callable[[float], None]) -> None:
+        self._client_for = client_for
+        self._sleep = sleep
+
+    def prepare(self) -> None:
+        self._client_for("cloudwatch")
+
+    def deliver(self, entries: list[WireEntry]) -> Delivery:
+        datums = {id(datum): (datum, entry) for entry in entries for datum in (entry.datum(),)}
+        try:
+            publisher = CloudWatchPublisher(
+                self._client_for("cloudwatch"), max_attempts=3, base_delay=0.2, max_delay=1.0, sleep=self._sleep
+            )
+            outcome = publisher.publish(pack_requests([datum for datum, _ in datums.values()]))
+        except Exception as exc:
+            logger.debug("fallback PutMetricData failed: %s", exc)
+            return Delivery(undelivered=entries, error=f"{type(exc).__name__}: {exc}")
+        published = {id(datum) for datum in outcome.published}
+        return Delivery(
+            delivered=sum(entry.samples for key, (_, entry) in datums.items() if key in published),
+            undelivered=[entry for key, (_, entry) in datums.items() if key not in published],
+            error=outcome.last_error or "; ".join(reason for _, reason in outcome.rejected[:1]),
+            counts={"put_metric_data_calls": outcome.calls},
+        )
+
+
+@dataclass(slots=True)
+class ChainResult:
+    counts: dict[str, int]
+    dropped: int
+    error: str
+
+
+class DeliveryChain:
+    """Destinations in order of preference; each gets what the ones before it could not deliver."""
+
+    def __init__(self, destinations: Sequence[Destination]) -> None:
+        self._destinations = tuple(destinations)
+
+    def prepare(self) -> None:
+        """Only the first destination: the others are needed when it fails, and may be made then."""
+        if self._destinations:
+            self._destinations[0].prepare()
+
+    def deliver(self, entries: list[WireEntry]) -> ChainResult:
+        counts: dict[str, int] = {}
+        error = ""
+        for destination in self._destinations:
+            if not entries:
+                break
+            delivery = destination.deliver(entries)
+            _add(counts, delivery.counts)
+            _add(counts, {destination.delivered_counter: delivery.delivered})
+            entries, error = delivery.undelivered, delivery.error or error
+        dropped = samples_in(entries)
+        if dropped:
+            _add(counts, {"dropped": dropped, "dropped_undeliverable": dropped})
+        return ChainResult(counts, dropped, error)
+
+
+def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for name, n in counts.items():
+        into[name] = into.get(name, 0) + n
+
+
+def sqs_with_fallback(
+    client_for: ClientFor,
+    queue_url: str,
+    *,
+    max_message_bytes: int,
+    attempts: int,
+    fallback: bool,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryChain:
+    """The ``sqs`` mode: SQS first, PutMetricData directly while SQS is unavailable (unless ``fallback`` is off)."""
+    sqs = SqsDestination(client_for, queue_url, max_message_bytes=max_message_bytes, attempts=attempts, sleep=sleep)
+    return DeliveryChain([sqs, PutMetricDataDestination(client_for, sleep=sleep)] if fallback else [sqs])

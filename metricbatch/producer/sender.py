@@ -1,0 +1,150 @@
+"""The sender thread: takes what the buffer holds each round and hands it to the delivery chain.
+
+A round starts on the flush interval, when a quarter of the buffer's bound is pending, on ``flush()``, at exit
+and on SIGTERM. Drops are logged from here, never from the caller's thread: at most one line per
+``drop_log_interval`` with the count since the previous line and the running total.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from metricbatch.producer.buffer import MetricBuffer
+from metricbatch.producer.destinations import DeliveryChain
+from metricbatch.producer.encoding import entries_of
+
+logger = logging.getLogger(__name__)
+
+
+class DropLog:
+    """Rate-limited drop lines: each with the count since the previous line and the total."""
+
+    def __init__(self, buffer: MetricBuffer, interval: float, monotonic: Callable[[], float]) -> None:
+        self._buffer = buffer
+        self._interval = interval
+        self._monotonic = monotonic
+        self._reported = (0, 0, 0)
+        self._last_line: float | None = None
+        self.last_error = ""
+
+    def report(self, *, final: bool = False) -> None:
+        dropped, full, undeliverable = self._buffer.drop_counts()
+        if final:
+            if dropped:
+                logger.error(
+                    "metricbatch dropped %d metric(s) in total (buffer full: %d, SQS and CloudWatch unavailable: %d)",
+                    dropped, full, undeliverable,
+                )  # fmt: skip
+            return
+        new = dropped - self._reported[0]
+        now = self._monotonic()
+        if not new or (self._last_line is not None and now - self._last_line < self._interval):
+            return
+        why = []
+        if full - self._reported[1]:
+            why.append(f"buffer full: {full - self._reported[1]}")
+        if undeliverable - self._reported[2]:
+            why.append(f"SQS and CloudWatch unavailable: {undeliverable - self._reported[2]} ({self.last_error})")
+        logger.error(
+            "metricbatch dropped %d metric(s) since the last report (%s); %d in total", new, ", ".join(why), dropped
+        )
+        self._reported, self._last_line = (dropped, full, undeliverable), now
+
+    def reset_after_fork(self) -> None:
+        self._reported, self._last_line, self.last_error = (0, 0, 0), None, ""
+
+
+class Sender:
+    """One daemon thread per producer and process; started lazily by the first metric, again after fork()."""
+
+    def __init__(
+        self,
+        buffer: MetricBuffer,
+        chain: DeliveryChain,
+        *,
+        interval: float,
+        drop_log: DropLog,
+        on_start: Callable[[], None],
+    ) -> None:
+        self._buffer = buffer
+        self._chain = chain
+        self._interval = interval
+        self._drop_log = drop_log
+        self._on_start = on_start
+        self._reset()
+
+    def _reset(self) -> None:
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def wake(self) -> None:
+        """Start a round now; in a process without a sender thread, start one (its first round: the interval)."""
+        if self.alive:
+            self._wake.set()
+        else:
+            self.start()
+
+    def round_now(self) -> None:
+        """Start a round now, starting the thread if need be (flush)."""
+        if not self.alive:
+            self.start()
+        self._wake.set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.alive:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="metricbatch-sender", daemon=True)
+            self._thread.start()
+        self._on_start()
+
+    def stop(self, join_timeout: float = 1.0) -> None:
+        """Finish the current round (and anything pending), then end the thread."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=join_timeout)
+
+    def _run(self) -> None:
+        self._warm_up()
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self.run_round()
+            except Exception:  # pragma: no cover - a bug must not kill the sender silently
+                logger.exception("metricbatch sender failed; continuing")
+            if self._stopping and not self._buffer.pending:
+                return
+
+    def _warm_up(self) -> None:
+        # Make the clients (imports, models, credentials) now, not when the first round is already due.
+        try:
+            self._chain.prepare()
+        except Exception as exc:  # the first round reports it
+            logger.debug("metricbatch sender warm-up failed: %s", exc)
+
+    def run_round(self) -> None:
+        """Deliver everything pending (again while more arrives), then log drops if it is time."""
+        while (taken := self._buffer.take()) is not None:
+            result = self._chain.deliver(entries_of(taken.histograms))
+            if result.dropped:
+                self._drop_log.last_error = result.error
+            self._buffer.settle(taken, result.counts)
+            self._drop_log.report()
+        self._drop_log.report()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child the parent's thread does not exist: forget it; fresh event and lock."""
+        self._reset()

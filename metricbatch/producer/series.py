@@ -1,0 +1,95 @@
+"""Validated series: what the encoder writes for every metric of a series, checked once.
+
+A series is namespace, name, dimensions, unit and storage resolution. ``SeriesHandle`` is the public hot-path
+form (``metricbatch.series(...)``): its ``send`` only checks the value and the timestamp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from metricbatch.exceptions import InvalidMetricError
+from metricbatch.validation import (
+    Dimensions,
+    check_dimensions,
+    check_name,
+    check_namespace,
+    check_resolution,
+    check_unit,
+)
+from metricbatch.wire import metric_head
+
+if TYPE_CHECKING:
+    from metricbatch.producer.buffer import MetricBuffer
+
+
+class Series:
+    """One validated series plus the buffer's note of its open bucket (read and written under the buffer's lock)."""
+
+    __slots__ = ("bucket", "dimensions", "generation", "head", "histogram", "name", "namespace", "resolution", "unit")
+
+    def __init__(self, namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.dimensions = dimensions
+        self.unit = unit
+        self.resolution = resolution
+        self.head = metric_head(namespace, name, dimensions, unit, resolution)
+        # The buffer's fast path: the histogram of this series' last bucket, valid while ``generation`` matches.
+        self.bucket = -1.0
+        self.histogram: dict[float, int] = {}
+        self.generation = -1
+
+
+def validate_series(
+    namespace: str | None, name: object, unit: object, resolution: object, dimensions: object
+) -> Series:
+    """A Series from user input; raises InvalidMetricError naming the broken rule."""
+    if namespace is None:
+        raise InvalidMetricError(
+            "namespace.missing", "no namespace: pass namespace= or set a default (METRICBATCH_NAMESPACE)"
+        )
+    return Series(
+        check_namespace(namespace),
+        check_name(name),
+        check_dimensions(dimensions),
+        check_unit(unit),
+        check_resolution(resolution),
+    )
+
+
+class SeriesHandle:
+    """A series validated once; ``send`` buffers one value of it (the hot path: only value and timestamp checked).
+
+    Get one from ``metricbatch.series(...)`` or ``MetricProducer.series(...)``. It stays bound to that producer.
+    """
+
+    __slots__ = ("_buffer", "_series", "_wake")
+
+    def __init__(self, series: Series, buffer: MetricBuffer, wake: Callable[[], None]) -> None:
+        self._series = series
+        self._buffer = buffer
+        self._wake = wake
+
+    @property
+    def name(self) -> str:
+        return self._series.name
+
+    @property
+    def namespace(self) -> str:
+        return self._series.namespace
+
+    @property
+    def dimensions(self) -> Mapping[str, str]:
+        return dict(self._series.dimensions)
+
+    def send(self, value: float, timestamp: datetime | float | None = None) -> None:
+        """Buffer one value; ``timestamp`` as in ``send_metric`` (datetime, naive = UTC, or epoch seconds).
+
+        Raises:
+            InvalidMetricError: the value or timestamp breaks a CloudWatch rule.
+        """
+        if self._buffer.record(self._series, value, timestamp):
+            self._wake()
