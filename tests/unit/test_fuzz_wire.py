@@ -211,15 +211,20 @@ def _nonzero(samples: dict[float, float]) -> dict[float, float]:
     return {value: count for value, count in samples.items() if count}
 
 
+def _rounded(value: float) -> float:
+    """The documented rule, restated: a magnitude below 2^-360 is published as 0."""
+    return 0.0 if abs(value) < 2.0**-360 else float(value)
+
+
 def _expected_samples(metrics: list[dict[str, Any]]) -> dict[float, float]:
     samples: dict[float, float] = defaultdict(float)
     for m in metrics:
         if "value" in m:
-            samples[float(m["value"])] += 1
+            samples[_rounded(m["value"])] += 1
         else:
             counts = m.get("counts") or [1] * len(m["values"])
             for v, c in zip(m["values"], counts, strict=True):
-                samples[float(v)] += c
+                samples[_rounded(v)] += _rounded(c)
     return samples
 
 
