@@ -122,7 +122,7 @@ def _check_value(value: object) -> float:
 
 
 def check_values(values: object, counts: object | None) -> tuple[list[float], list[float]]:
-    """Validate a Values/Counts pair (counts default to 1 each)."""
+    """Validate a Values/Counts pair (counts default to 1 each; at least one count must be above 0)."""
     if not isinstance(values, list | tuple) or not values:
         raise InvalidMetricError("values.type", "values must be a non-empty list of numbers")
     if len(values) > MAX_VALUES_PER_DATUM:
@@ -136,10 +136,14 @@ def check_values(values: object, counts: object | None) -> tuple[list[float], li
         raise InvalidMetricError("counts.length", "counts must be a list as long as values")
     checked_counts = []
     for c in counts:
-        count = check_value(c)
+        count = check_value(c)  # finite, within 2^360; a tiny count is 0
         if count < 0:
             raise InvalidMetricError("counts.negative", f"counts must not be negative, got {count!r}")
         checked_counts.append(count)
+    if not any(checked_counts):
+        raise InvalidMetricError(
+            "counts.zero", f"every count is 0: the metric carries no sample, counts {_short(counts)}"
+        )
     return checked, checked_counts
 
 

@@ -347,3 +347,21 @@ def test_a_tiny_value_costs_no_neighbour_of_its_series_minute(tiny: float) -> No
     assert sorted(v for v, _ in cloudwatch.samples("Latency"))[0] == 0.0
     assert sqs.messages(DLQ) == []
     assert batcher.report.metrics_rejected == 0
+
+
+def test_a_wire_metric_whose_counts_are_all_zero_is_set_aside_and_its_neighbours_published() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    ts = time.time() - 30
+    zero = {
+        "namespace": "Shop/Checkout",
+        "name": "Latency",
+        "values": [1.0, 2.0],
+        "counts": [0, 1e-300],
+        "timestamp": ts,
+    }
+    batcher.add_record("m-1", body(metric("Latency", 3.0, timestamp=ts), zero))
+    assert batcher.finish() == []
+    assert cloudwatch.samples("Latency") == [(3.0, 1.0)]
+    (aside,) = sqs.messages(DLQ)
+    assert aside["Attributes"][ATTR_RULE] == "counts.zero"

@@ -91,6 +91,12 @@ def test_values_and_counts() -> None:
     rejects(check_values, [1, math.nan], None, rule="value.finite")
 
 
+def test_counts_that_carry_no_sample_are_rejected() -> None:
+    rejects(check_values, [1, 2], [0, 0], rule="counts.zero")
+    rejects(check_values, [1, 2], [5e-324, 1e-300], rule="counts.zero")  # tiny counts are 0
+    assert check_values([1, 2], [0, 2.0**-360]) == ([1.0, 2.0], [0.0, 2.0**-360])
+
+
 # -- names and namespaces ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "rule"),
