@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from metricbatch.exceptions import InvalidMetricError
@@ -30,6 +30,7 @@ from metricbatch.limits import (
 )
 
 Dimensions = tuple[tuple[str, str], ...]
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -164,7 +165,8 @@ def to_epoch(timestamp: object) -> float:
     """Epoch seconds from a datetime (naive = UTC), a number of epoch seconds, or an ISO 8601 string."""
     if isinstance(timestamp, datetime):
         if timestamp.tzinfo is None:
-            timestamp = timestamp.replace(tzinfo=UTC)
+            # Naive = UTC (datetime.timestamp() would read it as local time); plain arithmetic, no tzinfo copy.
+            return (timestamp - _NAIVE_EPOCH).total_seconds()
         return timestamp.timestamp()
     if isinstance(timestamp, bool):
         raise InvalidMetricError("timestamp.type", "timestamp must be a datetime or epoch seconds, got bool")

@@ -14,13 +14,8 @@ from datetime import datetime
 from typing import Final
 
 from metricbatch.exceptions import InvalidMetricError
-from metricbatch.limits import MAX_ABS_VALUE, MAX_TIMESTAMP_AGE_SECONDS, MAX_TIMESTAMP_FUTURE_SECONDS
 from metricbatch.producer.series import Series
 from metricbatch.validation import check_timestamp, check_value
-
-# Non-zero magnitudes below this take the slow path, where check_value decides (CloudWatch's 2^-360 floor).
-_MIN_FAST_ABS: Final = 2.0**-360
-_EPOCH: Final = datetime(1970, 1, 1)  # naive datetimes are UTC: subtract, no tzinfo round trip
 
 COUNTERS: Final = (
     "sent",  # metrics SQS accepted
@@ -79,11 +74,12 @@ class MetricBuffer:
     # -- the caller's side ----------------------------------------------------------------------------------------
     def record(self, series: Series, value: float, timestamp: datetime | float | None) -> bool:
         """Validate and hold one metric; True when the sender should be woken (or started)."""
-        if value.__class__ is not float or not (
-            _MIN_FAST_ABS <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -_MIN_FAST_ABS or value == 0.0
-        ):
-            value = self._checked(check_value, value)
-        ts = self._clock() if timestamp is None else self._epoch(timestamp)
+        try:
+            value = check_value(value)
+            ts = self._clock() if timestamp is None else check_timestamp(timestamp, self._clock())
+        except InvalidMetricError:
+            self.count({"invalid": 1})
+            raise
         bucket = ts - ts % series.resolution
         with self._lock:
             if series.generation == self._generation and series.bucket == bucket:
@@ -115,27 +111,6 @@ class MetricBuffer:
             histogram = self._histograms[(series, bucket)] = {}
         series.generation, series.bucket, series.histogram = self._generation, bucket, histogram
         return histogram
-
-    def _epoch(self, timestamp: datetime | float) -> float:
-        kind = timestamp.__class__
-        if kind is float:
-            epoch: float = timestamp  # type: ignore[assignment]
-        elif kind is datetime:
-            moment: datetime = timestamp  # type: ignore[assignment]
-            epoch = (moment - _EPOCH).total_seconds() if moment.tzinfo is None else moment.timestamp()
-        else:
-            return self._checked(check_timestamp, timestamp)
-        now = self._clock()
-        if now - MAX_TIMESTAMP_AGE_SECONDS <= epoch <= now + MAX_TIMESTAMP_FUTURE_SECONDS:
-            return epoch
-        return self._checked(check_timestamp, epoch)  # raises, naming the rule
-
-    def _checked(self, check: Callable[[object], float], raw: object) -> float:
-        try:
-            return check(raw)
-        except InvalidMetricError:
-            self.count({"invalid": 1})
-            raise
 
     # -- counters: changed only under the lock ----------------------------------------------------------------------
     def count(self, counts: Mapping[str, int]) -> None:
