@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import designs, micro
+from benchmarks import producer as producer_bench
 from benchmarks.report import TARGETS, check_targets, print_tables, write_chart
 from benchmarks.workloads import workloads
 from metricbatch.emulator.stack import LocalPipeline
@@ -89,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     print("designs side by side (embedded AWS over HTTP):", file=sys.stderr)
     results: dict[str, Any] = {"machine": info, "designs": run_designs(scale)}
 
-    print("send_metric latency and a direct call:", file=sys.stderr)
+    print("send_metric latency (shuffled rounds), a direct call, sender throughput:", file=sys.stderr)
     with LocalPipeline(queue_name="bench-latency") as pipeline:
-        results["send_metric_latency_us"] = micro.send_metric_latency(pipeline, calls=20_000 if args.quick else 200_000)
+        results["send_metric_latency_us"] = producer_bench.send_metric_latency(
+            pipeline, calls=50_000, rounds=2 if args.quick else 5
+        )
         results["direct_call_latency_us"] = micro.direct_call_latency(pipeline, calls=50 if args.quick else 300)
+        results["sender_throughput"] = producer_bench.sender_throughput(
+            pipeline, metrics=200_000 if args.quick else 1_000_000
+        )
     print("handler against its floor, import time, memory:", file=sys.stderr)
     results["handler"] = micro.handler_vs_floor(repeats=2 if args.quick else 5)
     results["import"] = micro.import_time(repeats=2 if args.quick else 5)
-    results["producer_outage"] = micro.producer_memory_under_outage(calls=100_000 if args.quick else 1_000_000)
+    results["producer_outage"] = producer_bench.producer_memory_under_outage(calls=100_000 if args.quick else 1_000_000)
     results["targets"] = check_targets(results)
     results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     results["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

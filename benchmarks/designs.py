@@ -244,6 +244,8 @@ def run_metricbatch(pipeline: LocalPipeline, ledger: BilledLedger, workload: Wor
     stats = [p.stats() for p in producers]
     run.counts["producer"] = {k: sum(s[k] for s in stats) for k in ("sent", "dropped", "fallback_published")}
     run.counts["messages"] = sum(s["messages_sent"] for s in stats)
+    # Measured what it says: wire bytes from the producers' own count of the bodies SQS accepted.
+    run.counts["wire_bytes_per_metric"] = sum(s["wire_bytes"] for s in stats) / max(1, run.counts["producer"]["sent"])
     if run.counts["producer"]["sent"] != len(workload):
         run.notes.append(f"producer stats: {run.counts['producer']}")
     run.notes.append("handler seconds include the embedded AWS answering its calls in the same process")

@@ -1,4 +1,4 @@
-"""Micro-measurements: send_metric latency, handler time against its floor, cold import, peak memory."""
+"""Micro-measurements: a direct call, handler time against its floor, cold import (the producer's: producer.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from metricbatch.emulator.stack import LocalPipeline
-from metricbatch.producer.producer import MetricProducer
+from metricbatch.wire import envelope_of, metric_fragment, metric_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,36 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 def _percentiles(samples_ns: list[int], quantiles: tuple[float, ...]) -> dict[str, float]:
     ordered = sorted(samples_ns)
     return {f"p{q * 100:g}": ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000.0 for q in quantiles}
-
-
-def send_metric_latency(pipeline: LocalPipeline, calls: int = 200_000, rate: float = 50_000.0) -> dict[str, Any]:
-    """Caller-thread latency of send_metric (µs) while the background sender ships to SQS, at ``rate``/s."""
-    producer = pipeline.producer(handle_sigterm=False)
-    dims = [{"Table": f"t{i}", "Service": "cart"} for i in range(100)]
-    values = [random.Random(5).lognormvariate(2, 0.6) for _ in range(1000)]
-    samples = [0] * calls
-    clock, send = time.perf_counter_ns, producer.send_metric
-    started = time.perf_counter()
-    for i in range(calls):
-        t = clock()
-        send("Latency", values[i % 1000], unit="Milliseconds", namespace="Bench/Latency", dimensions=dims[i % 100])
-        samples[i] = clock() - t
-        if i % 100 == 99:
-            ahead = started + (i + 1) / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-    elapsed = time.perf_counter() - started
-    producer.close(timeout=60)
-    stats = producer.stats()
-    return {
-        "calls": calls,
-        "rate_per_second": round(calls / elapsed),
-        **_percentiles(samples, (0.5, 0.99, 0.999)),
-        "max": max(samples) / 1000.0,
-        "sent": stats["sent"],
-        "dropped": stats["dropped"],
-        "sqs_requests": stats["sqs_requests"],
-    }
 
 
 def direct_call_latency(pipeline: LocalPipeline, calls: int = 300) -> dict[str, Any]:
@@ -108,23 +78,24 @@ def _stub_client(service: str) -> Any:
 
 
 def full_batch(messages: int = 20, metrics_per_message: int = 1000, series: int = 100) -> list[str]:
-    """Message bodies exactly as the producer encodes them (1,000 metrics ≈ 150 KB: one second of a busy service)."""
-    producer = MetricProducer("http://unused", namespace="Bench/Handler", handle_sigterm=False)
-    producer._running = True  # encode only: no sender thread
+    """Message bodies in the one-entry-per-metric form of wire format v1 (what the producer sent before it merged;
+    other-language producers may still send it): 1,000 metrics ≈ 150 KB, one second of a busy service."""
     rng = random.Random(11)
+    now = time.time()
+    heads: dict[int, str] = {}
     bodies: list[str] = []
     for _ in range(messages):
+        fragments = []
         for _ in range(metrics_per_message):
             s = rng.randrange(series)
-            producer.send_metric(
-                f"Op{s % 8}",
-                round(rng.lognormvariate(2.5, 0.6), 1),
-                unit="Milliseconds",
-                dimensions={"Table": f"t{s}", "Service": "cart"},
+            head = heads.get(s) or heads.setdefault(
+                s,
+                metric_prefix(
+                    "Bench/Handler", f"Op{s % 8}", (("Service", "cart"), ("Table", f"t{s}")), "Milliseconds", 60
+                ),
             )
-        items = list(producer._buffer)
-        producer._buffer.clear()
-        bodies.extend(m.body for m in producer._encode(items))
+            fragments.append(metric_fragment(head, round(rng.lognormvariate(2.5, 0.6), 1), now))
+        bodies.append(envelope_of(fragments))
     return bodies
 
 
@@ -240,50 +211,4 @@ def import_time(repeats: int = 5) -> dict[str, Any]:
         "boto3_ms": boto3_s * 1000,
         "with_handler_ms": handler_s * 1000,
         "handler_over_boto3_ms": (handler_s - boto3_s) * 1000,
-    }
-
-
-def producer_memory_under_outage(calls: int = 1_000_000) -> dict[str, Any]:
-    """SQS and CloudWatch unreachable (a closed loopback port): 1M send_metric calls, buffer bounded, drops counted."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=0.2, read_timeout=0.2, retries={"mode": "standard", "max_attempts": 1})
-    dead = {
-        "endpoint_url": "http://127.0.0.1:9",
-        "region_name": "us-east-1",
-        "config": config,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
-    session = boto3.session.Session()
-    sqs, cloudwatch = session.client("sqs", **dead), session.client("cloudwatch", **dead)  # type: ignore[call-overload]
-    gc.collect()
-    tracemalloc.start()
-    producer = MetricProducer(
-        "http://127.0.0.1:9/123456789012/q",
-        sqs_client=sqs,
-        cloudwatch_client=cloudwatch,
-        namespace="Bench/Outage",
-        handle_sigterm=False,
-    )
-    dims = [{"Table": f"t{i}", "Service": "cart"} for i in range(100)]
-    started = time.perf_counter()
-    for i in range(calls):
-        producer.send_metric("Latency", float(i % 997), unit="Milliseconds", dimensions=dims[i % 100])
-    elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    stats = producer.stats()
-    producer._closed = True  # don't wait out flush attempts against a dead endpoint
-    producer._running = False
-    producer._wake.set()
-    return {
-        "calls": calls,
-        "seconds": elapsed,
-        "peak_mb": peak / 1e6,
-        "max_buffered": producer.config.max_buffered,
-        "buffered_at_end": stats["buffered"],
-        "dropped": stats["dropped"],
-        "send_errors": stats["send_errors"],
     }

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.producer.producer import MetricProducer
 
 NAMESPACE = "Soak/Load"
 PROBE_NAME = "SoakProbe"
 PROBE_DIMENSION = "Probe"
 SERIES_PER_PRODUCER = 4
 TICK_SECONDS = 0.01  # producers send in small steady slices, not bursts
+PRELOAD_METRICS = 1000  # --processes: what the pre-fork parent buffers before forking its workers
 
 
 def rss_mib() -> float:
@@ -94,16 +96,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def _producer_loop(
     index: int,
-    pipeline: LocalPipeline,
+    producer: MetricProducer,
     rate: float,
     until: float,
     probe_every: float,
     expected: Expected,
-    probes: ProbeClock,
+    probes: ProbeClock | None,
     sent: list[int],
+    label: str | None = None,
 ) -> Any:
-    producer = pipeline.producer(namespace=NAMESPACE, handle_sigterm=False)
-    series = [(f"p{index}", f"kind-{k}") for k in range(SERIES_PER_PRODUCER)]
+    series = [(label or f"p{index}", f"kind-{k}") for k in range(SERIES_PER_PRODUCER)]
     per_series_totals: dict[tuple[str, str], list[float]] = {s: [0.0, 0.0] for s in series}
     start = time.monotonic()
     next_probe = start
@@ -122,7 +124,7 @@ def _producer_loop(
             totals[0] += value
             totals[1] += 1
             count += 1
-        if now >= next_probe:
+        if probes is not None and now >= next_probe:
             probe = f"{index}-{probe_seq}"
             with probes.lock:
                 probes.sent[probe] = time.monotonic()
@@ -136,8 +138,57 @@ def _producer_loop(
     return producer
 
 
+def _fork_workers(
+    count: int, producer: MetricProducer, rate: float, until: float, expected: Expected
+) -> list[tuple[int, int]]:
+    """Pre-fork workers (gunicorn --preload style): each inherits ``producer`` and sends with it for itself, then
+    reports its totals through a pipe. Returns (pid, read end) per worker."""
+    workers = []
+    for k in range(count):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never unwind the parent's stack (its pipeline) here, leave with os._exit
+            code = 1
+            try:
+                os.close(read_end)
+                own = Expected()
+                _producer_loop(1000 + k, producer, rate, until, 0.0, own, None, [0], label=f"worker{k}")
+                producer.close(timeout=60)  # what the exit hooks would do
+                report = {"sums": list(own.sums.items()), "counts": list(own.counts.items()), "stats": producer.stats()}
+                with os.fdopen(write_end, "w") as pipe:
+                    json.dump(report, pipe)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        workers.append((pid, read_end))
+    return workers
+
+
+def _join_workers(workers: list[tuple[int, int]], expected: Expected) -> list[dict[str, int]]:
+    stats = []
+    for pid, read_end in workers:
+        with os.fdopen(read_end) as pipe:
+            report = json.load(pipe)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"soak worker {pid} failed")
+        counts = {tuple(k): v for k, v in report["counts"]}
+        for key, total in report["sums"]:
+            expected.add(tuple(key), total, counts[tuple(key)])
+        stats.append(report["stats"])
+    return stats
+
+
 def run_soak(
-    *, seconds: float, rate: float, producers: int, window: float, probes_per_second: float, stream: Any
+    *,
+    seconds: float,
+    rate: float,
+    producers: int,
+    window: float,
+    probes_per_second: float,
+    stream: Any,
+    processes: int = 0,
 ) -> dict[str, Any]:
     probes = ProbeClock()
     expected = Expected()
@@ -158,9 +209,23 @@ def run_soak(
         results: list[Any] = [None] * producers
 
         def worker(i: int) -> None:
+            producer = pipeline.producer(namespace=NAMESPACE, handle_sigterm=False)
             results[i] = _producer_loop(
-                i, pipeline, rate / producers, until, producers / probes_per_second, expected, probes, sent
+                i, producer, rate / producers, until, producers / probes_per_second, expected, probes, sent
             )
+
+        forked: list[tuple[int, int]] = []
+        if processes:
+            # A pre-fork parent: one producer making its clients per process, with metrics buffered before fork
+            # (the parent's to send, never a worker's).
+            shared = MetricProducer(
+                pipeline.queue_url, namespace=NAMESPACE, client_factory=pipeline.aws.client, handle_sigterm=False
+            )
+            for _ in range(PRELOAD_METRICS):
+                shared.send_metric("Work", 1.0, unit="Count", dimensions={"Producer": "preload", "Kind": "kind-0"})
+            expected.add(("preload", "kind-0"), float(PRELOAD_METRICS), PRELOAD_METRICS)
+            forked = _fork_workers(processes, shared, rate / (producers + processes), until, expected)
+            results.append(shared)
 
         threads = [threading.Thread(target=worker, args=(i,), name=f"soak-producer-{i}") for i in range(producers)]
         for thread in threads:
@@ -181,6 +246,7 @@ def run_soak(
             time.sleep(0.2)
         for thread in threads:
             thread.join()
+        worker_stats = _join_workers(forked, expected)
         send_elapsed = time.monotonic() - send_start
         for producer in results:
             producer.close(timeout=60)
@@ -196,7 +262,7 @@ def run_soak(
             exact += int(samples == count and total == expected.sums[(producer_name, kind)])
         ledger = pipeline.aws.ledger.snapshot()
         poller = pipeline.poller.stats
-        stats = [p.stats() for p in results]
+        stats = [p.stats() for p in results] + worker_stats
         dlq = pipeline.dlq_depth()
     sent_total = sum(expected.counts.values())
     latencies = probes.latencies()
@@ -205,6 +271,7 @@ def run_soak(
         "seconds": seconds,
         "target_rate": rate,
         "producers": producers,
+        "processes": processes,
         "window_seconds": window,
         "metrics_sent": sent_total,
         "metrics_delivered": delivered,
@@ -236,7 +303,8 @@ def print_report(report: dict[str, Any], stream: Any) -> None:
     lines = [
         "",
         f"metricbatch soak — {report['seconds']:.0f} s at {report['target_rate']:,.0f} metrics/s "
-        f"from {report['producers']} producers, batching window {report['window_seconds']:g} s",
+        f"from {report['producers']} producers + {report['processes']} forked processes, "
+        f"batching window {report['window_seconds']:g} s",
         "-" * 72,
         f"metrics sent / delivered / lost      {report['metrics_sent']:>10,} / {report['metrics_delivered']:,} / "
         f"{report['metrics_lost']:,}",
@@ -262,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--producers", type=int, default=2, help="producer threads (default 2)")
     parser.add_argument("--window", type=float, default=1.0, help="batching window, seconds (default 1)")
     parser.add_argument("--probes", type=float, default=10.0, help="latency probes per second (default 10)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also fork N worker processes from a pre-fork parent that buffered metrics first (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     args = parser.parse_args(argv)
     report = run_soak(
@@ -271,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         window=args.window,
         probes_per_second=args.probes,
         stream=sys.stderr,
+        processes=args.processes,
     )
     print_report(report, sys.stdout)
     if args.json:

@@ -93,8 +93,11 @@ def per_million(cost: DesignCost, metrics: int) -> DesignCost:
 # --- the planning model (``metricbatch plan``) ----------------------------------------------------------------------
 # Hours per month as AWS's pricing calculator counts them (730 h).
 SECONDS_PER_MONTH = 730 * 3600
-# Bytes of one metric in wire format v1 as the producer writes it (measured: ~150 B with two dimensions).
-WIRE_BYTES_PER_METRIC = 150
+# Wire format v1 as the producer writes it: one wire metric per series and bucket per round (its fixed part:
+# namespace, name, unit, two dimensions, timestamp, measured ~150 B) plus each distinct value in it ("12.5," with
+# its count when it repeats). The model takes every value as distinct: the worst case for merging.
+WIRE_ENTRY_BYTES = 150
+WIRE_VALUE_BYTES = 8
 # Bytes one merged datum adds to a PutMetricData request: name, dimensions, timestamp, unit (measured ~150 B) ...
 DATUM_BYTES = 150
 # ... and each of its Values/Counts entries ("12.5, " + "1.0, ").
@@ -105,8 +108,10 @@ HANDLER_SECONDS_PER_METRIC = 5e-6
 # Lambda's SQS event source mapping keeps about five pollers long-polling (20 s) an idle queue; SQS bills empty
 # receives too, so each design with a queue pays them whatever the traffic.
 IDLE_POLLERS = 5
-# A producer ships what it buffered every flush interval (ProducerConfig.flush_interval).
-DEFAULT_FLUSH_INTERVAL_SECONDS = 1.0
+# A producer ships what it holds every flush interval, or sooner when a quarter of its bound is pending
+# (ProducerConfig.flush_interval and wake_threshold defaults).
+DEFAULT_FLUSH_INTERVAL_SECONDS = 5.0
+PRODUCER_ROUND_SAMPLES = 25_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +125,8 @@ class PlanInputs:
     producers: int = 1  # processes running a MetricProducer
     flush_interval_seconds: float = DEFAULT_FLUSH_INTERVAL_SECONDS
     memory_mb: int = 256
-    wire_bytes_per_metric: int = WIRE_BYTES_PER_METRIC
+    wire_entry_bytes: int = WIRE_ENTRY_BYTES
+    wire_value_bytes: int = WIRE_VALUE_BYTES
     handler_fixed_seconds: float = HANDLER_FIXED_SECONDS
     handler_seconds_per_metric: float = HANDLER_SECONDS_PER_METRIC
 
@@ -236,12 +242,22 @@ def plan(inputs: PlanInputs) -> Plan:
     if inputs.window_seconds > MAX_BATCHING_WINDOW_SECONDS:
         warnings.append(f"window {inputs.window_seconds:g} s exceeds the {MAX_BATCHING_WINDOW_SECONDS} s maximum")
 
-    # Producers: each ships what it buffered every flush interval, at most one message's worth per message.
-    max_per_message = (MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES) // inputs.wire_bytes_per_metric
-    per_producer = rate / max(1, inputs.producers)
-    metrics_per_message = max(1.0, min(per_producer * inputs.flush_interval_seconds, float(max_per_message)))
-    message_bytes = metrics_per_message * inputs.wire_bytes_per_metric
+    # Producers: a round every flush interval (sooner at PRODUCER_ROUND_SAMPLES pending) merges each series into
+    # one wire metric; a round's bytes fill as many messages as they need, up to 10 per SendMessageBatch.
+    producers = max(1, inputs.producers)
+    per_producer = rate / producers
+    round_samples = min(per_producer * inputs.flush_interval_seconds, float(PRODUCER_ROUND_SAMPLES))
+    if round_samples < 1:  # a trickle: every metric goes out alone in its own round
+        round_samples = 1.0
+    round_bytes = (
+        min(float(inputs.series), round_samples) * inputs.wire_entry_bytes + round_samples * inputs.wire_value_bytes
+    )
+    messages_per_round = math.ceil(round_bytes / (MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES))
+    metrics_per_message = round_samples / messages_per_round
+    message_bytes = round_bytes / messages_per_round
     messages_per_second = rate / metrics_per_message if rate > 0 else 0.0
+    rounds_per_second = messages_per_second / messages_per_round
+    send_requests_per_second = rounds_per_second * math.ceil(messages_per_round / MAX_SQS_BATCH_ENTRIES)
 
     # The event source mapping: batch size, window, and the 6 MB invocation payload.
     batch_size = max(1, inputs.batch_size)
@@ -269,13 +285,13 @@ def plan(inputs: PlanInputs) -> Plan:
     handler_seconds = inputs.handler_fixed_seconds + inputs.handler_seconds_per_metric * metrics_per_invocation
     concurrency = invocations * handler_seconds  # Little's law
     idle = _idle_receives_per_second(rate)
-    bytes_per_second = rate * inputs.wire_bytes_per_metric
+    bytes_per_second = messages_per_second * message_bytes
 
     ours = DesignRates(
         "metricbatch",
         put_metric_data_per_second=invocations * calls_per_invocation,
-        # send (10 per SendMessageBatch) + receive (10 per call) + delete (10 per batch), chunks of 64 KiB
-        sqs_billed_per_second=billed_sqs_requests(messages_per_second / MAX_SQS_BATCH_ENTRIES, bytes_per_second)
+        # send (one SendMessageBatch per round) + receive (10 per call) + delete (10 per batch), chunks of 64 KiB
+        sqs_billed_per_second=billed_sqs_requests(send_requests_per_second, bytes_per_second)
         + billed_sqs_requests(messages_per_second / MAX_SQS_RECEIVE_MESSAGES, bytes_per_second)
         + messages_per_second / MAX_SQS_BATCH_ENTRIES
         + idle,

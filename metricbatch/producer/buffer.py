@@ -30,6 +30,7 @@ COUNTERS: Final = (
     "wire_entries",  # wire metrics (one per series, bucket and up to 150 values) in the messages SQS accepted
     "wire_bytes",  # bytes of the message bodies SQS accepted
     "put_metric_data_calls",
+    "sender_rounds",  # times the sender took what was pending
 )
 
 Histograms = dict[tuple[Series, float], dict[float, int]]
@@ -142,6 +143,7 @@ class MetricBuffer:
             self._histograms = {}
             self._generation += 1
             self._pending = self._pending_values = 0
+            self._counters["sender_rounds"] += 1
         return taken
 
     def settle(self, taken: Taken, counts: Mapping[str, int]) -> None:

@@ -29,29 +29,27 @@ def test_steady_1000_per_second_over_100_series() -> None:
     # GIVEN 1,000 metrics/s from one producer over 100 series, batch 20, window 30 s
     result = plan(PlanInputs(rate=1000, series=100))
 
-    # THEN one message per second carries 1,000 metrics of 150 B
-    assert result.metrics_per_message == 1000
-    assert result.message_bytes == 150_000
-    assert result.messages_per_second == 1.0
-    # 30 messages arrive per window > 20: batches close at 20 messages, every 20 s
-    assert result.invocations_per_second == pytest.approx(0.05)
-    assert result.metrics_per_invocation == pytest.approx(20_000)
-    # 100 series x ceil(200 values / 150) = 200 datums; 200*150 + 20,000*20 = 430,000 B: one request
+    # THEN a round every 5 s merges 5,000 metrics into 100 wire metrics: 100 x 150 B + 5,000 values x 8 B
+    assert result.metrics_per_message == 5000
+    assert result.message_bytes == 55_000
+    assert result.messages_per_second == pytest.approx(0.2)
+    # 6 messages arrive per window < 20: one invocation per window, 30,000 metrics each
+    assert result.invocations_per_second == pytest.approx(1 / 30)
+    assert result.metrics_per_invocation == pytest.approx(30_000)
+    # 100 series x ceil(300 values / 150) = 200 datums; 200*150 + 30,000*20 = 630,000 B: one request
     assert result.datums_per_invocation == 200
     assert result.put_metric_data_per_invocation == 1
-    # handler 0.02 s + 20,000 x 5 us = 0.12 s; concurrency 0.05 x 0.12
-    assert result.handler_seconds == pytest.approx(0.12)
-    assert result.concurrency == pytest.approx(0.006)
+    # handler 0.02 s + 30,000 x 5 us = 0.17 s; concurrency 1/30 x 0.17
+    assert result.handler_seconds == pytest.approx(0.17)
+    assert result.concurrency == pytest.approx(0.17 / 30)
 
     ours = result.design("metricbatch").monthly
-    assert ours.put_metric_data_calls == pytest.approx(0.05 * MONTH)
-    assert ours.put_metric_data_dollars == pytest.approx(1.314)
-    # SQS: 150,000 B/s in 64 KiB chunks for send and for receive, deletes 0.1/s, idle polls 5/20 s
-    chunks = 150_000 / 65_536
-    assert ours.sqs_requests == pytest.approx((2 * chunks + 0.1 + 0.25) * MONTH)
-    assert ours.lambda_invocations == pytest.approx(131_400)
-    assert ours.lambda_gb_seconds == pytest.approx(0.006 * 0.25 * MONTH)
-    assert ours.lambda_dollars == pytest.approx(131_400 * 0.2e-6 + 3942 * 0.0000133334)
+    assert ours.put_metric_data_calls == pytest.approx(MONTH / 30)
+    # SQS: one SendMessageBatch per round (0.2/s, 11,000 B/s: under a chunk each), receives of 10 messages billed by
+    # 64 KiB chunks of 11,000 B/s, deletes 0.02/s, idle polls 5/20 s
+    assert ours.sqs_requests == pytest.approx((0.2 + 11_000 / 65_536 + 0.02 + 0.25) * MONTH)
+    assert ours.lambda_invocations == pytest.approx(MONTH / 30)
+    assert ours.lambda_gb_seconds == pytest.approx(0.17 / 30 * 0.25 * MONTH)
 
     assert result.design("direct").monthly.dollars == pytest.approx(26_280.0)
     assert result.design("old-batcher-20").monthly.dollars == pytest.approx(1_314.0)
@@ -81,11 +79,20 @@ def test_invocations_close_at_window_between_extremes() -> None:
 
 
 def test_big_messages_hit_the_6_mb_payload() -> None:
-    # 100,000 metrics/s: messages fill to (1 MiB - 4 KiB) // 150 B = 6,963 metrics = 1,044,450 B
-    result = plan(PlanInputs(rate=100_000, series=1000))
-    assert result.metrics_per_message == 6963
-    assert result.messages_per_invocation == pytest.approx(6)  # 6,291,456 // 1,044,450
+    # 1,000,000 metrics/s over 50,000 series: a round every 25,000 metrics, 25,000 wire metrics (every series new)
+    # of 150 B + 25,000 values of 8 B = 3,950,000 B: 4 messages of 987,500 B
+    result = plan(PlanInputs(rate=1_000_000, series=50_000))
+    assert result.metrics_per_message == 6250
+    assert result.message_bytes == 987_500
+    assert result.messages_per_invocation == pytest.approx(6)  # 6,291,456 // 987,500
     assert any("6 MB" in w for w in result.warnings)
+
+
+def test_merging_shrinks_messages_when_series_repeat() -> None:
+    # the same 100,000 metrics/s over 10 series or over 100,000 series: far fewer bytes on the wire for few series
+    few, many = plan(PlanInputs(rate=100_000, series=10)), plan(PlanInputs(rate=100_000, series=100_000))
+    assert few.message_bytes == 10 * 150 + 25_000 * 8
+    assert few.design("metricbatch").sqs_billed_per_second < many.design("metricbatch").sqs_billed_per_second
 
 
 def test_batch_over_10_needs_a_window() -> None:
