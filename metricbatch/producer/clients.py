@@ -6,14 +6,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+# Imported here, with the producer, on the importing thread: the sender's first round then makes a client without
+# importing boto3 while the service is already sending (a burst at start-up), and no thread of this module is
+# ever inside an import when the service forks.
+import boto3
+from botocore.config import Config
+
 ClientFactory = Callable[[str], Any]
 
 
 def default_client(service: str) -> Any:
     """A boto3 client from boto3's standard settings, with bounded timeouts and standard retries."""
-    import boto3
-    from botocore.config import Config
-
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 

@@ -7,10 +7,6 @@ rounds), ``destinations`` (SQS, then direct PutMetricData while SQS is down), ``
 
 from __future__ import annotations
 
-# boto3 imports concurrent.futures.thread, which registers an exit hook and fails once the interpreter is shutting
-# down. The sender may create its clients exactly then (a script that exits right after send_metric), so import it
-# here, on the caller's side, while registering is still allowed.
-import concurrent.futures.thread  # noqa: F401
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime

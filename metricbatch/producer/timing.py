@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from metricbatch.producer.producer import MetricProducer
+from metricbatch.producer.series import SeriesHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +47,8 @@ class timer(ContextDecorator):
         self.storage_resolution = storage_resolution
         self.producer = producer
         self._starts: list[float] = []
+        # (producer, duration, success, error) series handles, made on first use for the producer in use
+        self._handles: tuple[MetricProducer, SeriesHandle, SeriesHandle, SeriesHandle] | None = None
 
     def __enter__(self) -> timer:
         self._starts.append(time.perf_counter())
@@ -55,16 +58,27 @@ class timer(ContextDecorator):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         elapsed_ms = (time.perf_counter() - self._starts.pop()) * 1000.0
-        producer = _producer(self.producer)
-        common: dict[str, Any] = {
-            "namespace": self.namespace,
-            "dimensions": self.dimensions,
-            "storage_resolution": self.storage_resolution,
-        }
+        _, duration, success, error = self._series_for(_producer(self.producer))
         failed = exc_type is not None
-        producer.send_metric(self.name, elapsed_ms, unit="Milliseconds", **common)
-        producer.send_metric(f"{self.name}.Success", 0.0 if failed else 1.0, unit="Count", **common)
-        producer.send_metric(f"{self.name}.Error", 1.0 if failed else 0.0, unit="Count", **common)
+        duration.send(elapsed_ms)
+        success.send(0.0 if failed else 1.0)
+        error.send(1.0 if failed else 0.0)
+
+    def _series_for(self, producer: MetricProducer) -> tuple[MetricProducer, SeriesHandle, SeriesHandle, SeriesHandle]:
+        handles = self._handles
+        if handles is None or handles[0] is not producer:
+            common: dict[str, Any] = {
+                "namespace": self.namespace,
+                "dimensions": self.dimensions,
+                "storage_resolution": self.storage_resolution,
+            }
+            handles = self._handles = (
+                producer,
+                producer.series(self.name, unit="Milliseconds", **common),
+                producer.series(f"{self.name}.Success", unit="Count", **common),
+                producer.series(f"{self.name}.Error", unit="Count", **common),
+            )
+        return handles
 
 
 @overload
