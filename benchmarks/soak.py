@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,12 +153,14 @@ def _fork_workers(
             try:
                 os.close(read_end)
                 own = Expected()
-                _producer_loop(1000 + k, producer, rate, until, 0.0, own, None, [0], label=f"worker{k}")
+                _producer_loop(0, producer, rate, until, 0.0, own, None, [0], label=f"worker{k}")
                 producer.close(timeout=60)  # what the exit hooks would do
                 report = {"sums": list(own.sums.items()), "counts": list(own.counts.items()), "stats": producer.stats()}
                 with os.fdopen(write_end, "w") as pipe:
                     json.dump(report, pipe)
                 code = 0
+            except BaseException:
+                traceback.print_exc()
             finally:
                 os._exit(code)
         os.close(write_end)
@@ -211,7 +214,7 @@ def run_soak(
         def worker(i: int) -> None:
             producer = pipeline.producer(namespace=NAMESPACE, handle_sigterm=False)
             results[i] = _producer_loop(
-                i, producer, rate / producers, until, producers / probes_per_second, expected, probes, sent
+                i, producer, rate / (producers + processes), until, producers / probes_per_second, expected, probes, sent
             )
 
         forked: list[tuple[int, int]] = []

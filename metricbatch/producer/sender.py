@@ -119,7 +119,8 @@ class Sender:
     def _run(self) -> None:
         self._warm_up()
         while True:
-            self._wake.wait(self._interval)
+            if not self._stopping:  # stopping: drain without waiting out the interval
+                self._wake.wait(self._interval)
             self._wake.clear()
             try:
                 self.run_round()
@@ -136,13 +137,17 @@ class Sender:
             logger.debug("metricbatch sender warm-up failed: %s", exc)
 
     def run_round(self) -> None:
-        """Deliver everything pending (again while more arrives), then log drops if it is time."""
-        while (taken := self._buffer.take()) is not None:
+        """Deliver everything pending now, then log drops if it is time.
+
+        One take per round: what arrives meanwhile waits for the next interval, unless it reaches the wake
+        threshold (the caller then wakes the sender again) or a flush asks for it.
+        """
+        taken = self._buffer.take()
+        if taken is not None:
             result = self._chain.deliver(entries_of(taken.histograms))
             if result.dropped:
                 self._drop_log.last_error = result.error
             self._buffer.settle(taken, result.counts)
-            self._drop_log.report()
         self._drop_log.report()
 
     def reset_after_fork(self) -> None:
