@@ -213,8 +213,9 @@ def run_soak(
 
         def worker(i: int) -> None:
             producer = pipeline.producer(namespace=NAMESPACE, handle_sigterm=False)
+            share = rate / (producers + processes)
             results[i] = _producer_loop(
-                i, producer, rate / (producers + processes), until, producers / probes_per_second, expected, probes, sent
+                i, producer, share, until, producers / probes_per_second, expected, probes, sent
             )
 
         forked: list[tuple[int, int]] = []

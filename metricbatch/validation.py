@@ -190,6 +190,9 @@ def to_epoch(timestamp: object) -> float:
 def check_timestamp(timestamp: object, now: float | None = None) -> float:
     """Epoch seconds of a timestamp CloudWatch accepts: at most 14 days old and 2 hours ahead of ``now``.
 
+    A naive ``datetime`` is read as UTC (not local time, as ``datetime.timestamp()`` would); the messages of
+    ``timestamp.too_old`` and ``timestamp.too_new`` say so when one was given.
+
     Raises:
         InvalidMetricError: ``timestamp.type``, ``timestamp.format``, ``timestamp.too_old`` or ``timestamp.too_new``.
     """
@@ -198,13 +201,14 @@ def check_timestamp(timestamp: object, now: float | None = None) -> float:
     if type(timestamp) is float and now - MAX_TIMESTAMP_AGE_SECONDS <= timestamp <= now + MAX_TIMESTAMP_FUTURE_SECONDS:
         return timestamp
     epoch = to_epoch(timestamp)
+    naive = " (a naive datetime is read as UTC)" if isinstance(timestamp, datetime) and timestamp.tzinfo is None else ""
     if epoch < now - MAX_TIMESTAMP_AGE_SECONDS:
         raise InvalidMetricError(
-            "timestamp.too_old", f"timestamp {epoch:.3f} is more than 14 days before now ({now:.0f})"
+            "timestamp.too_old", f"timestamp {epoch:.3f}{naive} is more than 14 days before now ({now:.0f})"
         )
     if epoch > now + MAX_TIMESTAMP_FUTURE_SECONDS:
         raise InvalidMetricError(
-            "timestamp.too_new", f"timestamp {epoch:.3f} is more than 2 hours after now ({now:.0f})"
+            "timestamp.too_new", f"timestamp {epoch:.3f}{naive} is more than 2 hours after now ({now:.0f})"
         )
     return epoch
 

@@ -155,3 +155,22 @@ def test_module_level_series_uses_the_default_producer(make_producer: ProducerFa
         [1.0],
         [2],
     )
+
+
+def test_a_naive_datetime_out_of_range_says_it_was_read_as_utc(make_producer: ProducerFactory) -> None:
+    producer = make_producer()
+    ahead = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=3)
+    with pytest.raises(InvalidMetricError, match=r"\(a naive datetime is read as UTC\) is more than 2 hours after"):
+        producer.send_metric("When", 1.0, timestamp=ahead)
+    with pytest.raises(InvalidMetricError) as aware:
+        producer.send_metric("When", 1.0, timestamp=ahead.replace(tzinfo=UTC))
+    assert "naive" not in str(aware.value) and aware.value.rule == "timestamp.too_new"
+
+
+def test_a_value_cloudwatch_finds_too_small_is_sent_as_zero(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
+    producer = make_producer(clock=fixed_clock, flush_interval=30)
+    for value in (1e-300, -5e-324, 0.0):
+        producer.send_metric("Tiny", value)
+    assert producer.flush(timeout=5)
+    (metric,) = fake_sqs.metrics(QUEUE_URL)
+    assert (metric["values"], metric["counts"]) == ([0.0], [3])
