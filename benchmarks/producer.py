@@ -73,12 +73,17 @@ def _one_run(pipeline: LocalPipeline, variant: str, calls: int, values: list[flo
     before = producer.stats()
     samples = [0] * calls
     clock = time.perf_counter_ns
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
     started = time.perf_counter()
-    for i in range(calls):
-        t = clock()
-        call(i, values[i % 1000])
-        samples[i] = clock() - t
-    elapsed = time.perf_counter() - started
+    try:
+        for i in range(calls):
+            t = clock()
+            call(i, values[i % 1000])
+            samples[i] = clock() - t
+    finally:
+        elapsed = time.perf_counter() - started
+        gc.callbacks.remove(pauses)
     during = producer.stats()
     producer.close(timeout=60)
     after = producer.stats()
@@ -86,7 +91,27 @@ def _one_run(pipeline: LocalPipeline, variant: str, calls: int, values: list[flo
     assert after["accepted"] - before["accepted"] == calls, (variant, before, after)
     assert after["sent"] == after["accepted"] and after["dropped"] == 0, (variant, after)
     assert during["sender_rounds"] > before["sender_rounds"], f"{variant}: the sender was idle during the run"
-    return {**_percentiles(samples), "rate_per_second": calls / elapsed, "sqs_requests": after["sqs_requests"]}
+    return {
+        **_percentiles(samples),
+        "rate_per_second": calls / elapsed,
+        "sqs_requests": after["sqs_requests"],
+        "gc_collections": len(pauses.durations),
+        "gc_max_pause_ms": max(pauses.durations, default=0.0) * 1000,
+    }
+
+
+class _GcPauses:
+    """A gc callback noting how long each collection during a run took (any thread's, the sender's included)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.durations.append(time.perf_counter() - self._started)
 
 
 def _direct_p(pipeline: LocalPipeline, calls: int) -> dict[str, float]:

@@ -98,7 +98,8 @@ def print_tables(results: dict[str, Any]) -> None:
         v = lat[variant]
         print(
             f"  {variant:<16} p50 {v['p50']:.2f} us, p99 {v['p99']:.2f} us, p99.9 {v['p99.9']:.2f} us "
-            f"({v['rate_per_second']:,.0f} calls/s)"
+            f"({v['rate_per_second']:,.0f} calls/s; {v['gc_collections']:.0f} GC runs, longest "
+            f"{v['gc_max_pause_ms']:.1f} ms)"
         )
     print(
         f"direct put_metric_data to the same loopback endpoint ({direct['calls']} calls): "
