@@ -189,3 +189,24 @@ def test_drop_lines_carry_the_count_since_the_last_line_and_the_total(
         "metricbatch dropped 63 metric(s) in total (buffer full: 63, SQS and CloudWatch unavailable: 0)"
     ]
     assert producer.stats()["dropped"] == 63
+
+
+def test_metrics_arriving_during_a_round_wait_for_the_next_one(make_producer: ProducerFactory) -> None:
+    # GIVEN a sender inside SendMessageBatch with one metric, and a long interval
+    gate = threading.Event()
+    sqs = FakeSqs(gate=gate)
+    producer = make_producer(sqs_client=sqs, flush_interval=30)
+    producer.send_metric("Trickle", 0.0)
+    flushed = threading.Thread(target=producer.flush, kwargs={"timeout": 10})
+    flushed.start()
+    assert sqs.entered.wait(5)
+    # WHEN 5 more arrive meanwhile (far below the wake threshold) and SendMessageBatch returns
+    for i in range(5):
+        producer.send_metric("Trickle", float(i + 1))
+    gate.set()
+    flushed.join()
+    # THEN they are not chased with a request of their own: they wait for the interval (or a flush)
+    assert not threading.Event().wait(0.3)  # give a chained round every chance to happen
+    assert (sqs.calls, producer.stats()["sender_rounds"], producer.stats()["buffered"]) == (1, 1, 5)
+    assert producer.flush(timeout=5)
+    assert (sqs.calls, producer.stats()["sent"]) == (2, 6)
