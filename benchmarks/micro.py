@@ -168,7 +168,7 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
     for body in bodies:
         for raw in parse_envelope(body)["metrics"]:
             m = parse_metric(raw, now, now)
-            aggregator.add(m.namespace, m.name, m.dimensions, m.unit, m.resolution, m.timestamp, m.values, m.counts)
+            aggregator.add(*m.series, m.timestamp, m.values, m.counts)
     requests = [r.params() for r in pack_requests(aggregator.datums())]
 
     def floor() -> None:
@@ -185,8 +185,9 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "metricbatch-bench")
     from metricbatch.batcher import handler as batcher_lambda
 
-    batcher_lambda._clients["cloudwatch@" + os.environ.get("AWS_ENDPOINT_URL", "")] = cloudwatch
-    batcher_lambda._clients["sqs@" + os.environ.get("AWS_ENDPOINT_URL", "")] = sqs
+    batcher_lambda.new_sandbox(
+        batcher_lambda.BatcherFunction(client_factory={"cloudwatch": cloudwatch, "sqs": sqs}.get)
+    )
 
     def full_handler() -> None:
         context = LambdaContext(function_name="bench", memory_mb=256, timeout_seconds=60, region="us-east-1")

@@ -11,6 +11,17 @@ from constructs import Construct
 
 from infra.alarms import self_metric
 from infra.pipeline import MetricPipeline
+from metricbatch.batcher.self_metrics import (
+    API_CALLS_SAVED,
+    DUPLICATE_MESSAGES_SKIPPED,
+    MESSAGES_REQUEUED,
+    MESSAGES_SET_ASIDE,
+    METRICS_PUBLISHED,
+    METRICS_RECEIVED,
+    METRICS_REJECTED,
+    PUT_METRIC_DATA_CALLS,
+    PUT_METRIC_DATA_RETRIES,
+)
 from metricbatch.deploy import PipelineSettings
 from metricbatch.limits import (
     PRICE_CUSTOM_METRIC_MONTH,
@@ -20,17 +31,6 @@ from metricbatch.limits import (
     PRICE_SQS_PER_REQUEST,
 )
 
-# The self-metrics the batcher emits as EMF (namespace settings.self_metrics_namespace, dimension "service").
-SELF_METRIC_NAMES: Final = (
-    "MetricsReceived",
-    "MetricsRejected",
-    "MetricsPublished",
-    "PutMetricDataCalls",
-    "ApiCallsSaved",
-    "PutMetricDataRetries",
-    "MessagesRequeued",
-    "MessagesSetAside",
-)
 TREND_PERIOD: Final = cdk.Duration.hours(1)
 OPS_PERIOD: Final = cdk.Duration.minutes(5)
 MB_PER_GB: Final = 1024
@@ -118,7 +118,7 @@ class SavingsDashboard(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="Metrics in, PutMetricData calls out (per hour)",
-                left=[m.received, self_metric(settings, "MetricsPublished", period=TREND_PERIOD), m.calls, m.saved],
+                left=[m.received, self_metric(settings, METRICS_PUBLISHED, period=TREND_PERIOD), m.calls, m.saved],
                 right=[m.reduction_percent],
                 right_y_axis=cloudwatch.YAxisProps(label="% of calls saved", min=0, max=100, show_units=False),
                 width=12,
@@ -198,10 +198,16 @@ class SavingsDashboard(Construct):
                 width=6,
             ),
             cloudwatch.GraphWidget(
-                title="Rejected, retried, re-queued, set aside",
+                title="Rejected, retried, re-queued, set aside, duplicates skipped",
                 left=[
                     self_metric(settings, name, period=OPS_PERIOD)
-                    for name in ("MetricsRejected", "PutMetricDataRetries", "MessagesRequeued", "MessagesSetAside")
+                    for name in (
+                        METRICS_REJECTED,
+                        PUT_METRIC_DATA_RETRIES,
+                        MESSAGES_REQUEUED,
+                        MESSAGES_SET_ASIDE,
+                        DUPLICATE_MESSAGES_SKIPPED,
+                    )
                 ],
                 width=6,
             ),
@@ -215,19 +221,19 @@ class _SavingsMath:
         def metric(name: str) -> cloudwatch.Metric:
             return self_metric(settings, name, period=period)
 
-        self.received = metric("MetricsReceived").with_(label="Metrics received")
-        self.calls = metric("PutMetricDataCalls").with_(label="PutMetricData calls")
-        self.saved = metric("ApiCallsSaved").with_(label="API calls saved")
+        self.received = metric(METRICS_RECEIVED).with_(label="Metrics received")
+        self.calls = metric(PUT_METRIC_DATA_CALLS).with_(label="PutMetricData calls")
+        self.saved = metric(API_CALLS_SAVED).with_(label="API calls saved")
         self.reduction_percent = cloudwatch.MathExpression(
             expression="IF(FILL(saved, 0) + FILL(calls, 0) > 0, "
             "100 * FILL(saved, 0) / (FILL(saved, 0) + FILL(calls, 0)), 0)",
-            using_metrics={"saved": metric("ApiCallsSaved"), "calls": metric("PutMetricDataCalls")},
+            using_metrics={"saved": metric(API_CALLS_SAVED), "calls": metric(PUT_METRIC_DATA_CALLS)},
             label="API calls saved (%)",
             period=period,
         )
         self.dollars_saved = cloudwatch.MathExpression(
             expression=f"FILL(saved, 0) * {_number(PRICE_PUT_METRIC_DATA_PER_REQUEST)}",
-            using_metrics={"saved": metric("ApiCallsSaved")},
+            using_metrics={"saved": metric(API_CALLS_SAVED)},
             label="Saved on PutMetricData ($)",
             period=period,
         )

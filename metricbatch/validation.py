@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.limits import (
@@ -30,6 +30,19 @@ from metricbatch.limits import (
 )
 
 Dimensions = tuple[tuple[str, str], ...]
+
+
+class Series(NamedTuple):
+    """One CloudWatch metric at one storage resolution: what samples must share to be merged into one datum.
+
+    Build it with ``check_series`` (every part validated); producers and the batcher cache it per series.
+    """
+
+    namespace: str
+    name: str
+    dimensions: Dimensions  # sorted by name
+    unit: str
+    resolution: int
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -158,6 +171,21 @@ def check_resolution(resolution: object) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution not in STORAGE_RESOLUTIONS:
         raise InvalidMetricError("resolution.value", f"storage resolution must be 1 or 60, got {_short(resolution)}")
     return int(resolution)
+
+
+def check_series(namespace: object, name: object, dimensions: object, unit: object, resolution: object) -> Series:
+    """Validate every part of a series (in this order: namespace, name, dimensions, unit, resolution).
+
+    Raises:
+        InvalidMetricError: naming the first rule broken.
+    """
+    return Series(
+        check_namespace(namespace),
+        check_name(name),
+        check_dimensions(dimensions),
+        check_unit(unit),
+        check_resolution(resolution),
+    )
 
 
 def to_epoch(timestamp: object) -> float:

@@ -16,6 +16,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from metricbatch.batcher.self_metrics import (
+    API_CALLS_SAVED,
+    METRICS_PUBLISHED,
+    METRICS_RECEIVED,
+    METRICS_REJECTED,
+    PUT_METRIC_DATA_CALLS,
+    SERVICE_DIMENSION,
+)
 from metricbatch.costs import SECONDS_PER_MONTH
 from metricbatch.deploy import ENVIRONMENTS, STACK_NAME_PREFIX
 from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
@@ -28,7 +36,7 @@ from metricbatch.limits import (
 
 logger = logging.getLogger(__name__)
 
-SELF_METRICS = ("MetricsReceived", "MetricsPublished", "PutMetricDataCalls", "ApiCallsSaved", "MetricsRejected")
+SELF_METRICS = (METRICS_RECEIVED, METRICS_PUBLISHED, PUT_METRIC_DATA_CALLS, API_CALLS_SAVED, METRICS_REJECTED)
 # Billed SQS requests: every send, receive (empty ones too) and delete; the AWS/SQS metrics count messages, so a
 # message stands for one request (an upper bound: batches of up to 10 cost one request).
 SQS_METRICS = ("NumberOfMessagesSent", "NumberOfMessagesReceived", "NumberOfMessagesDeleted", "NumberOfEmptyReceives")
@@ -174,12 +182,15 @@ def collect(
         memory_mb=memory_mb or (settings.function_memory_mb if settings else 256),
     )
     namespace = settings.self_metrics_namespace if settings else SELF_METRICS_NAMESPACE
-    values = {name: _sum(cloudwatch, namespace, name, {"service": report.service}, start, end) for name in SELF_METRICS}
-    report.metrics_received = values["MetricsReceived"]
-    report.metrics_published = values["MetricsPublished"]
-    report.metrics_rejected = values["MetricsRejected"]
-    report.put_metric_data_calls = values["PutMetricDataCalls"]
-    report.api_calls_saved = values["ApiCallsSaved"]
+    values = {
+        name: _sum(cloudwatch, namespace, name, {SERVICE_DIMENSION: report.service}, start, end)
+        for name in SELF_METRICS
+    }
+    report.metrics_received = values[METRICS_RECEIVED]
+    report.metrics_published = values[METRICS_PUBLISHED]
+    report.metrics_rejected = values[METRICS_REJECTED]
+    report.put_metric_data_calls = values[PUT_METRIC_DATA_CALLS]
+    report.api_calls_saved = values[API_CALLS_SAVED]
     if not report.metrics_received:
         report.missing.append(f"{namespace} self-metrics (service={report.service})")
     if queue_name:

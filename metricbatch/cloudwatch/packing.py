@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
+from metricbatch.aws.chunking import chunked
 from metricbatch.cloudwatch.aggregation import Datum
 from metricbatch.limits import MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES
 
@@ -64,16 +66,30 @@ def _envelope_bytes(namespace: str) -> int:
 
 
 _SEPARATOR_BYTES = len(", ")
+# A datum ready for a request: the datum, its API form, and its serialized size with the separator before it.
+_Sized = tuple[Datum, dict[str, Any], int]
+
+
+def _sized(datums: Iterable[Datum]) -> list[_Sized]:
+    sized = []
+    for datum in datums:
+        api = datum_to_api(datum)
+        sized.append((datum, api, len(json.dumps(api)) + _SEPARATOR_BYTES))
+    return sized
+
+
+def _request(namespace: str, envelope: int, run: list[_Sized]) -> PutMetricDataRequest:
+    return PutMetricDataRequest(
+        namespace=namespace,
+        datums=[datum for datum, _, _ in run],
+        metric_data=[api for _, api, _ in run],
+        # the first datum has no separator before it
+        size_bytes=envelope + sum(size for _, _, size in run) - _SEPARATOR_BYTES,
+    )
 
 
 def _request_of(namespace: str, datums: list[Datum]) -> PutMetricDataRequest:
-    request = PutMetricDataRequest(namespace=namespace, size_bytes=_envelope_bytes(namespace))
-    for datum in datums:
-        api = datum_to_api(datum)
-        request.datums.append(datum)
-        request.metric_data.append(api)
-        request.size_bytes += len(json.dumps(api)) + (_SEPARATOR_BYTES if len(request.metric_data) > 1 else 0)
-    return request
+    return _request(namespace, _envelope_bytes(namespace), _sized(datums))
 
 
 def pack_requests(
@@ -94,20 +110,9 @@ def pack_requests(
     requests: list[PutMetricDataRequest] = []
     for namespace, group in by_namespace.items():
         envelope = _envelope_bytes(namespace)
-        current = PutMetricDataRequest(namespace=namespace, size_bytes=envelope)
-        for datum in group:
-            api = datum_to_api(datum)
-            size = len(json.dumps(api))
-            added = size + (_SEPARATOR_BYTES if current.metric_data else 0)
-            if current.metric_data and (
-                len(current.metric_data) >= max_datums or current.size_bytes + added > max_bytes
-            ):
-                requests.append(current)
-                current = PutMetricDataRequest(namespace=namespace, size_bytes=envelope)
-                added = size
-            current.datums.append(datum)
-            current.metric_data.append(api)
-            current.size_bytes += added
-        if current.metric_data:
-            requests.append(current)
+        # Every datum is sized with a separator before it; the first has none, so the budget gets one back.
+        runs = chunked(
+            _sized(group), itemgetter(2), max_bytes=max_bytes - envelope + _SEPARATOR_BYTES, max_count=max_datums
+        )
+        requests.extend(_request(namespace, envelope, run) for run in runs)
     return requests

@@ -47,6 +47,11 @@ class RequestLedger:
                 payload = max(request_size, response_size)
                 self.sqs_billed_requests += max(1, math.ceil(payload / SQS_BILLING_CHUNK_BYTES))
 
+    def reject(self, reason: str) -> None:
+        """Note a request the strict check refused (and why)."""
+        with self._lock:
+            self.rejections.append(reason)
+
     def count(self, operation: str) -> int:
         with self._lock:
             return self.calls[operation]
@@ -180,8 +185,7 @@ class AwsGateway:
             try:
                 validate_put_metric_data(json.loads(body or b"{}"), len(body))
             except CloudWatchRejection as rejection:
-                with self.ledger._lock:
-                    self.ledger.rejections.append(f"{rejection.code}: {rejection.message}")
+                self.ledger.reject(f"{rejection.code}: {rejection.message}")
                 result = _error(recording_start_response, "400 Bad Request", rejection.code, rejection.message)
             except ValueError as exc:
                 result = _error(recording_start_response, "400 Bad Request", "SerializationException", str(exc))

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from metricbatch.batcher.self_metrics import METRICS_RECEIVED
 from metricbatch.emulator.stack import LocalPipeline
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -332,7 +333,7 @@ def test_poll_command_runs_the_batcher_as_a_worker_and_stops_on_sigterm(pipeline
     assert worker.returncode == 0, stderr[-2000:]
     assert "stopped:" in stderr
     # its self-metrics went to stdout as EMF lines, for the CloudWatch agent
-    assert any('"_aws"' in line and "MetricsReceived" in line for line in stdout.splitlines())
+    assert any('"_aws"' in line and METRICS_RECEIVED in line for line in stdout.splitlines())
 
 
 def test_drain_after_the_background_pollers_stopped_still_processes_the_queue(pipeline: LocalPipeline) -> None:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from infra.dashboard import SELF_METRIC_NAMES
+from metricbatch.batcher.self_metrics import (
+    API_CALLS_SAVED,
+    METRICS_RECEIVED,
+    METRICS_REJECTED,
+    PUT_METRIC_DATA_CALLS,
+    SELF_METRIC_NAMES,
+)
 
 if TYPE_CHECKING:
     from conftest import SynthResult
@@ -101,7 +107,7 @@ def test_pipeline_health_widgets(env_synth: SynthResult) -> None:
         ("AWS/Lambda", "Throttles", "FunctionName", function),
         ("AWS/Lambda", "Duration", "FunctionName", function),
         ("AWS/Lambda", "ConcurrentExecutions", "FunctionName", function),
-        ("MetricBatch", "MetricsRejected", "service", f"metricbatch-{env_synth.settings.name}"),
+        ("MetricBatch", METRICS_REJECTED, "service", f"metricbatch-{env_synth.settings.name}"),
     ):
         assert expected in rows
 
@@ -120,9 +126,9 @@ def sample_period(env_synth: SynthResult) -> dict[tuple[str, ...], float]:
     service = ("service", f"metricbatch-{env_synth.settings.name}")
     queue = ("QueueName", f"<{main_id}.QueueName>")
     return {
-        ("MetricBatch", "MetricsReceived", *service): 1_001_000,
-        ("MetricBatch", "PutMetricDataCalls", *service): 1_000,
-        ("MetricBatch", "ApiCallsSaved", *service): 1_000_000,
+        ("MetricBatch", METRICS_RECEIVED, *service): 1_001_000,
+        ("MetricBatch", PUT_METRIC_DATA_CALLS, *service): 1_000,
+        ("MetricBatch", API_CALLS_SAVED, *service): 1_000_000,
         ("AWS/SQS", "NumberOfMessagesSent", *queue): 1_000,
         ("AWS/SQS", "NumberOfMessagesReceived", *queue): 1_000,
         ("AWS/SQS", "NumberOfMessagesDeleted", *queue): 1_000,

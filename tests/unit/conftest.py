@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-import metricbatch.aws.sqs as sqs_batch_module
-import metricbatch.cloudwatch.publisher as publisher_module
+import metricbatch.aws.retry as retry_module
 import metricbatch.producer.producer as producer_module
 from metricbatch.producer.producer import MetricProducer
 
@@ -32,8 +31,7 @@ def fake_cloudwatch() -> FakeCloudWatch:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without waiting: the producer's senders have no injectable sleep, so zero their backoff instead."""
-    monkeypatch.setattr(publisher_module, "backoff_delay", lambda *args, **kwargs: 0.0)
-    monkeypatch.setattr(sqs_batch_module, "backoff_delay", lambda *args, **kwargs: 0.0)
+    monkeypatch.setattr(retry_module, "backoff_delay", lambda *args, **kwargs: 0.0)
 
 
 @pytest.fixture

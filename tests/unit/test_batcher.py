@@ -365,3 +365,26 @@ def test_a_wire_metric_whose_counts_are_all_zero_is_set_aside_and_its_neighbours
     assert cloudwatch.samples("Latency") == [(3.0, 1.0)]
     (aside,) = sqs.messages(DLQ)
     assert aside["Attributes"][ATTR_RULE] == "counts.zero"
+
+
+def test_unsent_datums_are_requeued_without_parsing_the_json_just_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a batch whose datums CloudWatch cannot take (throttled throughout)
+    cloudwatch, sqs = FakeCloudWatch(always=throttling()), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs, clock=FakeClock(budget=3))
+    for i in range(5):
+        batcher.add_record(f"m-{i}", body(*(metric(f"M{j}", float(i * 10 + j)) for j in range(10))))
+
+    # WHEN it finishes, with JSON parsing forbidden (it only writes JSON)
+    def no_parsing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("JSON was parsed while settling")
+
+    monkeypatch.setattr(json, "loads", no_parsing)
+    failures = batcher.finish()
+    monkeypatch.undo()
+
+    # THEN every datum is back on the queue, in one message, exactly once
+    assert failures == []
+    (requeued,) = sqs.envelopes(QUEUE)
+    assert requeued["attempt"] == 1
+    assert sorted(m["name"] for m in requeued["metrics"]) == sorted(f"M{j}" for j in range(10))
+    assert sum(sum(m["counts"]) for m in requeued["metrics"]) == 50

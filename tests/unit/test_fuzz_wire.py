@@ -339,7 +339,7 @@ def test_parse_metric_raises_only_invalid_metric_errors(raw: Any) -> None:
 def test_every_broken_metric_is_rejected(raw: Any) -> None:
     with pytest.raises(InvalidMetricError):
         metric = parse_metric(raw, NOW, NOW)
-        if metric.namespace.startswith(ALLOWED):
+        if metric.series.namespace.startswith(ALLOWED):
             return
         raise InvalidMetricError("namespace.not_allowed", "outside the allowlist")
 
@@ -348,7 +348,7 @@ def test_every_broken_metric_is_rejected(raw: Any) -> None:
 @given(valid_metrics())
 def test_every_valid_metric_is_accepted(raw: dict[str, Any]) -> None:
     metric = parse_metric(json.loads(json.dumps(raw)), NOW, NOW)
-    assert metric.namespace == raw["namespace"]
+    assert metric.series.namespace == raw["namespace"]
 
 
 # -- big bodies, built directly (generating megabytes through hypothesis is slow) --------------------------------
