@@ -109,12 +109,9 @@ class MetricBatcher:
 
     def _merge(self, failed: set[int]) -> list[Datum]:
         aggregator = DatumAggregator()
-        add = aggregator.add_series
         for record in self._records:
             if record.index not in failed:
-                index = record.index
-                for series, timestamp, values, counts in record.metrics:
-                    add(series, timestamp, values, counts, index)
+                aggregator.add_all(record.metrics, record.index)
         return aggregator.datums()
 
     def _publish(self, datums: list[Datum]) -> PublishOutcome:

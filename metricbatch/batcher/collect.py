@@ -89,14 +89,13 @@ class RecordCollector:
     def _validate_all(
         self, metrics: list[Any], default_ts: float, now: float, rejected: list[tuple[int, Any, InvalidMetricError]]
     ) -> tuple[list[ValidMetric], float]:
-        # The hot loop of the batcher: everything it needs is bound locally.
-        cache = self._series
+        # The hot loop of the batcher: everything it needs is bound locally, the common case is inline.
+        cache_get = self._series.get
         valid: list[ValidMetric] = []
         append = valid.append
         samples = 0.0
         for position, raw in enumerate(metrics):
             try:
-                metric = None
                 if raw.__class__ is dict:
                     get = raw.get
                     dims = get("dimensions", _ABSENT)
@@ -106,13 +105,26 @@ class RecordCollector:
                         key = (get("namespace"), get("name"), get("unit", _ABSENT), resolution,
                                tuple(dims.items()) if dims.__class__ is dict else dims)  # fmt: skip
                         try:
-                            cached = cache.get(key)
+                            cached = cache_get(key)
                         except TypeError:  # an unhashable part: validation below says why
                             cached = None
                         if cached is not None:
-                            metric = _fast(raw, cached, default_ts, now)
-                if metric is None:
-                    metric = self._validate(raw, default_ts, now)
+                            # A series validated before: only timestamp and value(s) are checked, and the body must
+                            # hold nothing else (a missing, unknown or doubled field goes to the full rule set).
+                            series, fields = cached
+                            ts = get("timestamp", _ABSENT)
+                            value = get("value", _ABSENT)
+                            if value is not _ABSENT and len(raw) == fields + 1 + (ts is not _ABSENT):
+                                ts = check_timestamp(default_ts if ts is _ABSENT else ts, now)
+                                append((series, ts, [check_value(value)], None))
+                                samples += 1.0
+                                continue
+                            metric = _values_form(raw, series, fields, default_ts, now)
+                            if metric is not None:
+                                append(metric)
+                                samples += sum(metric[3]) if metric[3] is not None else len(metric[2])
+                                continue
+                metric = self._validate(raw, default_ts, now)
             except InvalidMetricError as exc:
                 rejected.append((position, raw, exc))
                 continue
@@ -143,19 +155,10 @@ class RecordCollector:
         return series, parsed.timestamp, parsed.values, parsed.counts
 
 
-def _fast(raw: dict[str, Any], cached: tuple[Series, int], default_ts: float, now: float) -> ValidMetric | None:
-    """A metric of a series validated before: check timestamp and value(s); None when the body holds anything else
-    (a missing or unknown field, both value forms), for the full rule set to name."""
-    series, fields = cached
+def _values_form(raw: dict[str, Any], series: Series, fields: int, default_ts: float, now: float) -> ValidMetric | None:
+    """A ``values``/``counts`` metric of a series validated before; None when the body holds anything else."""
     get = raw.get
-    ts = get("timestamp", _ABSENT)
-    value = get("value", _ABSENT)
-    if value is not _ABSENT:
-        if len(raw) != fields + 1 + (ts is not _ABSENT):
-            return None
-        return series, check_timestamp(default_ts if ts is _ABSENT else ts, now), [check_value(value)], None
-    values = get("values", _ABSENT)
-    counts = get("counts", _ABSENT)
+    ts, values, counts = get("timestamp", _ABSENT), get("values", _ABSENT), get("counts", _ABSENT)
     if values is _ABSENT or len(raw) != fields + 1 + (counts is not _ABSENT) + (ts is not _ABSENT):
         return None
     timestamp = check_timestamp(default_ts if ts is _ABSENT else ts, now)

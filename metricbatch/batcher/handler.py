@@ -36,13 +36,14 @@ LIBRARY_LOGGER: Final = "metricbatch"
 # The SDK's own retries stay short: the batcher retries with backoff within the invocation's remaining time.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
 # None for PutMetricData: the SDK's backoff (up to 1 s, then 2 s) ignores the deadline and overran a 3 s function;
-# CloudWatchPublisher retries with jittered backoff only while the invocation's remaining time allows.
+# CloudWatchPublisher retries with jittered backoff only while the invocation's remaining time allows. (botocore's
+# "max_attempts" counts retries after the first call; "total_max_attempts": 1 is the one that means a single call.)
 # No gzip and no client-side parameter validation either: every request was validated and size-checked by the
 # batcher already, and both cost Lambda time on every call (make bench: ~5 us per metric of ~9).
 _CLIENT_CONFIGS = {
     "cloudwatch": _CLIENT_CONFIG.merge(
         Config(
-            retries={"mode": "standard", "max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 1},
             disable_request_compression=True,
             parameter_validation=False,
         )

@@ -95,17 +95,25 @@ class DatumAggregator:
             else:
                 bucket.sources.update(source)
 
-    def add_series(
-        self,
-        series: Series,
-        timestamp: float,
-        values: list[float],
-        counts: list[float] | None,
-        source: int,
-    ) -> None:
-        """``add`` for a validated series: the batcher's hot loop."""
-        bucket = self._merge(series, timestamp, values, counts)
-        bucket.sources.add(source)
+    def add_all(self, samples: Iterable[tuple[Series, float, list[float], list[float] | None]], source: int) -> None:
+        """Add many (series, timestamp, values, counts) of one source (counts None: one per value): the batcher's
+        hot loop, so the common case (one value) is merged right here."""
+        buckets = self._buckets
+        merge = self._merge
+        for series, timestamp, values, counts in samples:
+            if counts is None and len(values) == 1:
+                key = (series, int(timestamp // series[4]))  # series[4]: the resolution
+                bucket = buckets.get(key)
+                if bucket is None:
+                    bucket = buckets[key] = _Bucket(timestamp)
+                elif timestamp < bucket.timestamp:
+                    bucket.timestamp = timestamp
+                histogram = bucket.histogram
+                value = values[0]
+                histogram[value] = histogram.get(value, 0.0) + 1.0
+            else:
+                bucket = merge(series, timestamp, values, counts)
+            bucket.sources.add(source)
 
     def _merge(
         self,
@@ -126,10 +134,11 @@ class DatumAggregator:
             for value in values:
                 histogram[value] = histogram.get(value, 0.0) + 1.0
         else:
+            get = histogram.get
             for value, count in zip(values, counts, strict=True):
                 if not count:
                     continue  # a zero count changes no statistic
-                total = histogram.get(value, 0.0) + count
+                total = get(value, 0.0) + count
                 if total > MAX_ABS_VALUE:
                     # CloudWatch refuses a count beyond 2^360: what this value has so far becomes its own datum.
                     bucket.spilled.append((value, histogram[value]))
