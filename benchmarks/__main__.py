@@ -62,6 +62,7 @@ def run_designs(scale: float) -> dict[str, Any]:
                     "per_million": run.per_million.as_dict(),
                     "dollars_vs_direct": direct.dollars / run.per_million.dollars,
                     "dollars_vs_old_batcher": old.dollars / run.per_million.dollars,
+                    "api_calls_saved_per_million": run.api_calls_saved_per_million,
                     "put_metric_data_reduction_vs_direct_pct": 100.0
                     * (1 - run.per_million.put_metric_data_calls / direct.put_metric_data_calls),
                     "notes": run.notes,

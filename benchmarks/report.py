@@ -49,9 +49,10 @@ def print_tables(results: dict[str, Any]) -> None:
     print(f"\nmetricbatch bench — {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}")
     print("Per million metrics; real requests to the embedded AWS over HTTP, counted by the gateway.")
     print("SQS requests are billed 64 KiB chunks of send + receive + delete; Lambda arm64; prices from constants.py.")
+    print("Calls saved: metrics published less PutMetricData calls (the batcher's ApiCallsSaved definition).")
     header = (
         f"{'workload':<17}{'design':<34}{'PutMetricData':>14}{'SQS req':>10}{'invocations':>12}"
-        f"{'GB-s':>9}{'$':>10}{'vs direct':>11}{'vs old':>9}"
+        f"{'GB-s':>9}{'$':>10}{'vs direct':>11}{'vs old':>9}{'calls saved':>13}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     notes: list[str] = []
@@ -63,6 +64,7 @@ def print_tables(results: dict[str, Any]) -> None:
                 f"{name:<17}{d['label']:<34}{pm['put_metric_data_calls']:>14,.0f}{pm['sqs_requests']:>10,.0f}"
                 f"{pm['lambda_invocations']:>12,.0f}{pm['lambda_gb_seconds']:>9,.2f}{pm['dollars']:>10.4f}"
                 f"{d['dollars_vs_direct']:>10,.0f}x{d['dollars_vs_old_batcher']:>8,.1f}x"
+                f"{d['api_calls_saved_per_million']:>13,.0f}"
             )
             notes += [f"{name}/{design}: {n}" for n in d["notes"]]
         print()

@@ -12,7 +12,6 @@ from constructs import Construct
 from infra.alarms import self_metric
 from infra.pipeline import MetricPipeline
 from metricbatch.batcher.self_metrics import (
-    API_CALLS_SAVED,
     DUPLICATE_MESSAGES_SKIPPED,
     MESSAGES_REQUEUED,
     MESSAGES_SET_ASIDE,
@@ -75,7 +74,8 @@ class SavingsDashboard(Construct):
                 markdown=(
                     f"# metricbatch {settings.name}: savings\n"
                     "Savings are measured against one `PutMetricData` call per metric "
-                    f"(${_number(PRICE_PUT_METRIC_DATA_PER_REQUEST * 1000)} per 1,000 calls). "
+                    f"(${_number(PRICE_PUT_METRIC_DATA_PER_REQUEST * 1000)} per 1,000 calls): calls saved = metrics "
+                    "published - PutMetricData calls (data being retried or re-queued saves nothing until published). "
                     f"Pipeline cost: SQS requests (${_number(PRICE_SQS_PER_REQUEST * 1e6)}/million, counted per "
                     "message, so an upper bound) and the batcher "
                     f"(${_number(PRICE_LAMBDA_PER_REQUEST * 1e6)}/million invocations, "
@@ -97,7 +97,7 @@ class SavingsDashboard(Construct):
         return [
             cloudwatch.SingleValueWidget(
                 title="Over the selected time range",
-                metrics=[m.received, m.calls, m.saved, m.reduction_percent],
+                metrics=[m.published, m.calls, m.saved, m.reduction_percent],
                 set_period_to_time_range=True,
                 full_precision=False,
                 width=12,
@@ -118,7 +118,7 @@ class SavingsDashboard(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="Metrics in, PutMetricData calls out (per hour)",
-                left=[m.received, self_metric(settings, METRICS_PUBLISHED, period=TREND_PERIOD), m.calls, m.saved],
+                left=[m.received, m.published, m.calls, m.saved],
                 right=[m.reduction_percent],
                 right_y_axis=cloudwatch.YAxisProps(label="% of calls saved", min=0, max=100, show_units=False),
                 width=12,
@@ -222,18 +222,26 @@ class _SavingsMath:
             return self_metric(settings, name, period=period)
 
         self.received = metric(METRICS_RECEIVED).with_(label="Metrics received")
+        self.published = metric(METRICS_PUBLISHED).with_(label="Metrics published")
         self.calls = metric(PUT_METRIC_DATA_CALLS).with_(label="PutMetricData calls")
-        self.saved = metric(API_CALLS_SAVED).with_(label="API calls saved")
+        # The batcher's definition (self_metrics.api_calls_saved): samples published less the calls that published
+        # them; data received but not (yet) published saves nothing, and is counted once when it is published.
+        self.saved = cloudwatch.MathExpression(
+            expression="FILL(published, 0) - FILL(calls, 0)",
+            using_metrics={"published": metric(METRICS_PUBLISHED), "calls": metric(PUT_METRIC_DATA_CALLS)},
+            label="API calls saved",
+            period=period,
+        )
         self.reduction_percent = cloudwatch.MathExpression(
-            expression="IF(FILL(saved, 0) + FILL(calls, 0) > 0, "
-            "100 * FILL(saved, 0) / (FILL(saved, 0) + FILL(calls, 0)), 0)",
-            using_metrics={"saved": metric(API_CALLS_SAVED), "calls": metric(PUT_METRIC_DATA_CALLS)},
+            expression="IF(FILL(published, 0) > 0, "
+            "100 * (FILL(published, 0) - FILL(calls, 0)) / FILL(published, 0), 0)",
+            using_metrics={"published": metric(METRICS_PUBLISHED), "calls": metric(PUT_METRIC_DATA_CALLS)},
             label="API calls saved (%)",
             period=period,
         )
         self.dollars_saved = cloudwatch.MathExpression(
-            expression=f"FILL(saved, 0) * {_number(PRICE_PUT_METRIC_DATA_PER_REQUEST)}",
-            using_metrics={"saved": metric(API_CALLS_SAVED)},
+            expression=f"saved * {_number(PRICE_PUT_METRIC_DATA_PER_REQUEST)}",
+            using_metrics={"saved": self.saved},
             label="Saved on PutMetricData ($)",
             period=period,
         )

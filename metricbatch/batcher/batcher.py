@@ -143,8 +143,19 @@ class MetricBatcher:
                 "and their published datums may be published twice",
                 len(partially),
             )
-            published = max(0.0, published - sum(self._records[i].samples for i in partially))
+            published -= self._published_samples_of(partially, outcome.published)
         report.metrics_published = published
+
+    def _published_samples_of(self, records: set[int], published: list[Datum]) -> float:
+        """Samples of these records that went out in ``published`` (by series and bucket; a bucket split into
+        several datums counts whole if any of them went out: the saving is never overstated)."""
+        buckets = {(d.series, int(d.timestamp // d.resolution)) for d in published}
+        samples = 0.0
+        for index in records:
+            for series, timestamp, values, counts in self._records[index].metrics:
+                if (series, int(timestamp // series.resolution)) in buckets:
+                    samples += len(values) if counts is None else sum(counts)
+        return samples
 
     def _conclude(self, failed: set[int]) -> list[str]:
         failed.update(r.index for r in self._records if r.duplicate_of is not None and r.duplicate_of in failed)

@@ -39,8 +39,12 @@ SELF_METRIC_NAMES: Final = (
 
 def api_calls_saved(metrics_published: float, put_metric_data_calls: float) -> float:
     """PutMetricData calls saved against one call per metric: samples published less the calls that published
-    them. The one definition behind the self-metric, the dashboard, ``metricbatch savings``, the demo and the bench."""
-    return max(0.0, metrics_published - put_metric_data_calls)
+    them. The one definition behind the self-metric, the dashboard, ``metricbatch savings``, the demo and the bench.
+
+    Only what was published counts: data received but re-queued, set aside or redelivered saves nothing until (and
+    unless) it is published, and then once. Sums of it over invocations equal it over the sums.
+    """
+    return metrics_published - put_metric_data_calls
 
 
 @dataclass(slots=True)
@@ -61,7 +65,7 @@ class BatchReport:
 
     @property
     def api_calls_saved(self) -> float:
-        return self.metrics_received - self.put_metric_data_calls
+        return api_calls_saved(self.metrics_published, self.put_metric_data_calls)
 
     def values(self) -> dict[str, float]:
         """Self-metric name -> value, for every name in SELF_METRIC_NAMES."""

@@ -92,6 +92,12 @@ class Settler:
             return _records_of(messages)
         outcome = self._sender(self._config.dlq_url).send(messages)
         self.messages_set_aside += len(outcome.sent)
+        if outcome.failed:
+            logger.error(
+                "%d message(s) could not be set aside in the DLQ (%s); their records fail and will be redelivered",
+                len(outcome.failed),
+                outcome.last_error,
+            )
         return _records_of(outcome.failed)
 
     def leftovers(
@@ -123,6 +129,12 @@ class Settler:
             return _records_of(messages)
         outcome = self._sender(queue_url).send(messages)
         self.messages_requeued += len(outcome.sent)
+        if outcome.failed:
+            logger.error(
+                "%d message(s) could not be re-queued (%s); their records fail and will be redelivered",
+                len(outcome.failed),
+                outcome.last_error,
+            )
         return _records_of(outcome.failed)
 
     def _sender(self, queue_url: str) -> SqsBatchSender:

@@ -17,26 +17,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from metricbatch.batcher.self_metrics import (
-    API_CALLS_SAVED,
     METRICS_PUBLISHED,
     METRICS_RECEIVED,
     METRICS_REJECTED,
     PUT_METRIC_DATA_CALLS,
     SERVICE_DIMENSION,
+    api_calls_saved,
 )
-from metricbatch.costs import SECONDS_PER_MONTH
+from metricbatch.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
 from metricbatch.deploy import ENVIRONMENTS, STACK_NAME_PREFIX
 from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
-from metricbatch.limits import (
-    PRICE_LAMBDA_PER_GB_SECOND_ARM64,
-    PRICE_LAMBDA_PER_REQUEST,
-    PRICE_PUT_METRIC_DATA_PER_REQUEST,
-    PRICE_SQS_PER_REQUEST,
-)
 
 logger = logging.getLogger(__name__)
 
-SELF_METRICS = (METRICS_RECEIVED, METRICS_PUBLISHED, PUT_METRIC_DATA_CALLS, API_CALLS_SAVED, METRICS_REJECTED)
+# ApiCallsSaved is not read: it is derived from MetricsPublished and PutMetricDataCalls, by its definition.
+SELF_METRICS = (METRICS_RECEIVED, METRICS_PUBLISHED, PUT_METRIC_DATA_CALLS, METRICS_REJECTED)
 # Billed SQS requests: every send, receive (empty ones too) and delete; the AWS/SQS metrics count messages, so a
 # message stands for one request (an upper bound: batches of up to 10 cost one request).
 SQS_METRICS = ("NumberOfMessagesSent", "NumberOfMessagesReceived", "NumberOfMessagesDeleted", "NumberOfEmptyReceives")
@@ -77,7 +72,6 @@ class SavingsReport:
     metrics_published: float = 0.0
     metrics_rejected: float = 0.0
     put_metric_data_calls: float = 0.0
-    api_calls_saved: float = 0.0
     sqs_requests: float = 0.0
     lambda_invocations: float = 0.0
     lambda_duration_ms: float = 0.0
@@ -88,18 +82,38 @@ class SavingsReport:
         return self.period_seconds / 86400
 
     @property
+    def api_calls_saved(self) -> float:
+        """The batcher's definition: metrics published less the PutMetricData calls that published them."""
+        return api_calls_saved(self.metrics_published, self.put_metric_data_calls)
+
+    @property
+    def pipeline(self) -> DesignCost:
+        """What the deployment cost, priced by the cost model."""
+        return DesignCost(
+            "metricbatch",
+            put_metric_data_calls=self.put_metric_data_calls,
+            sqs_requests=self.sqs_requests,
+            lambda_invocations=self.lambda_invocations,
+            lambda_gb_seconds=gb_seconds(self.lambda_duration_ms / 1000, self.memory_mb),
+        )
+
+    @property
+    def direct(self) -> DesignCost:
+        """The same metrics published with one PutMetricData call each."""
+        return DesignCost("direct", put_metric_data_calls=self.metrics_published)
+
+    @property
     def gross_saving(self) -> float:
-        """Dollars of the PutMetricData calls not made (one per metric received, less the calls made)."""
-        return self.api_calls_saved * PRICE_PUT_METRIC_DATA_PER_REQUEST
+        """Dollars of the PutMetricData calls not made."""
+        return self.direct.put_metric_data_dollars - self.pipeline.put_metric_data_dollars
 
     @property
     def sqs_dollars(self) -> float:
-        return self.sqs_requests * PRICE_SQS_PER_REQUEST
+        return self.pipeline.sqs_dollars
 
     @property
     def lambda_dollars(self) -> float:
-        gb_seconds = self.lambda_duration_ms / 1000 * self.memory_mb / 1024
-        return self.lambda_invocations * PRICE_LAMBDA_PER_REQUEST + gb_seconds * PRICE_LAMBDA_PER_GB_SECOND_ARM64
+        return self.pipeline.lambda_dollars
 
     @property
     def pipeline_cost(self) -> float:
@@ -107,7 +121,7 @@ class SavingsReport:
 
     @property
     def net_saving(self) -> float:
-        return self.gross_saving - self.pipeline_cost
+        return self.direct.dollars - self.pipeline.dollars
 
     def as_dict(self) -> dict[str, Any]:
         per_day = 1 / self.days if self.days else 0.0
@@ -120,6 +134,7 @@ class SavingsReport:
         }
         return {
             **asdict(self),
+            "api_calls_saved": self.api_calls_saved,
             **money,
             "per_day": {k: v * per_day for k, v in money.items()},
             "per_month": {k: v * per_day * DAYS_PER_MONTH for k, v in money.items()},
@@ -190,7 +205,6 @@ def collect(
     report.metrics_published = values[METRICS_PUBLISHED]
     report.metrics_rejected = values[METRICS_REJECTED]
     report.put_metric_data_calls = values[PUT_METRIC_DATA_CALLS]
-    report.api_calls_saved = values[API_CALLS_SAVED]
     if not report.metrics_received:
         report.missing.append(f"{namespace} self-metrics (service={report.service})")
     if queue_name:
@@ -245,6 +259,7 @@ def print_report(report: SavingsReport) -> None:
         f"metricbatch savings — {report.env} (service {report.service}), last {report.days:g} day(s)",
         "-" * 72,
         f"metrics received                 {report.metrics_received:>14,.0f}",
+        f"metrics published                {report.metrics_published:>14,.0f}",
         f"PutMetricData calls made         {report.put_metric_data_calls:>14,.0f}",
         f"PutMetricData calls saved        {report.api_calls_saved:>14,.0f}",
         f"SQS requests (upper bound)       {report.sqs_requests:>14,.0f}",

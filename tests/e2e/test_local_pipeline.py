@@ -105,6 +105,7 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
     assert report["metrics_lost"] == 0
     assert report["dlq_messages"] == 0
     assert 1 <= report["put_metric_data_calls"] <= 100
+    assert report["api_calls_saved"] == 20000 - report["put_metric_data_calls"]  # the batcher's definition
     assert report["series_exact"] == report["series"]
     assert report["invalid_requests"] == 0
     assert "savings report" in result.stdout

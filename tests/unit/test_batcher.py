@@ -86,7 +86,7 @@ def test_bad_input_goes_to_the_dlq_and_valid_datums_are_published_once() -> None
     assert report.metrics_published == 5
     assert report.put_metric_data_calls == 1
     assert report.messages_set_aside == 4
-    assert report.api_calls_saved == 7 - 1
+    assert report.api_calls_saved == 5 - 1  # what was published, less the call that published it
 
 
 def test_datums_of_many_records_merge_into_few_calls() -> None:
@@ -388,3 +388,40 @@ def test_unsent_datums_are_requeued_without_parsing_the_json_just_written(monkey
     assert requeued["attempt"] == 1
     assert sorted(m["name"] for m in requeued["metrics"]) == sorted(f"M{j}" for j in range(10))
     assert sum(sum(m["counts"]) for m in requeued["metrics"]) == 50
+
+
+def test_the_saving_counts_what_was_published_once_not_what_was_received() -> None:
+    # GIVEN CloudWatch down: one message of 10 samples is received, nothing published, its datums re-queued
+    sqs = FakeSqs()
+    down = make_batcher(FakeCloudWatch(always=throttling()), sqs, clock=FakeClock(budget=3))
+    down.add_record("m-1", body(*(metric("Latency", float(i)) for i in range(10))))
+    assert down.finish() == []
+    # THEN nothing is saved yet (the old definition, received - calls, claimed 10)
+    assert (down.report.metrics_received, down.report.metrics_published) == (10, 0)
+    assert down.report.api_calls_saved == 0
+    # WHEN CloudWatch is back and the re-queued message is handled
+    (requeued,) = sqs.messages(QUEUE)
+    up = make_batcher(FakeCloudWatch(), sqs)
+    up.add_record("m-2", requeued["Body"])
+    assert up.finish() == []
+    # THEN the samples are counted once, when published: not received again, saved = published - the one call
+    assert (up.report.metrics_received, up.report.metrics_published, up.report.put_metric_data_calls) == (0, 10, 1)
+    assert down.report.api_calls_saved + up.report.api_calls_saved == 10 - 1
+
+
+def test_samples_of_a_record_that_will_be_redelivered_are_not_counted_as_published() -> None:
+    # GIVEN one record whose datums partly publish (namespace Up) and partly cannot be re-queued (Down)
+    cloudwatch = FakeCloudWatch(fail_with=lambda p: throttling() if p["Namespace"] == "Shop/Down" else None)
+    batcher = make_batcher(cloudwatch, FakeSqs(raise_for=lambda url: throttling()), clock=FakeClock(budget=3))
+    batcher.add_record(
+        "m-mixed", body(metric("Latency", 1.0, namespace="Shop/Up"), metric("L", 2.0, namespace="Shop/Down"))
+    )
+    batcher.add_record(
+        "m-good", body(metric("Latency", 3.0, namespace="Shop/Up"), metric("Latency", 4.0, namespace="Shop/Up"))
+    )
+    # WHEN it finishes: m-mixed fails (SQS redelivers it, and its Up datum will be published again then)
+    assert batcher.finish() == ["m-mixed"]
+    # THEN only the settled record's samples count as published; the redelivery will count the others
+    assert cloudwatch.sample_count("Latency") == 3
+    assert batcher.report.metrics_published == 2
+    assert batcher.report.api_calls_saved == 2 - 1
