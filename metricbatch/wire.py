@@ -10,6 +10,7 @@ and ``timestamp`` to the message's SentTimestamp. Envelope extension: ``"attempt
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final, NotRequired, TypedDict
 
@@ -175,10 +176,44 @@ def metric_json(metric: dict[str, Any]) -> str:
     return json.dumps(metric, separators=(",", ":"))
 
 
-def set_aside_body(metrics: list[Any], errors: list[dict[str, Any]], source_message_id: str) -> str:
-    """The DLQ body of metrics the batcher set aside: the metrics as they came, why each was refused, and the
-    message they came from. ``errors[i]`` belongs to ``metrics[i]``."""
-    return json.dumps(
-        {"v": WIRE_VERSION, "metrics": metrics, "errors": errors, "source_message_id": source_message_id},
-        allow_nan=True,
-    )
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """An invalid wire metric as it came, where it was in its message, and why it was refused."""
+
+    metric: Any
+    position: int  # index in the source message's "metrics"
+    rule: str
+    reason: str
+
+
+def set_aside_body(set_aside: list[SetAside], source_message_id: str) -> str:
+    """The DLQ body of metrics the batcher set aside: strict JSON (RFC 8259), so any consumer can parse it.
+
+    ``{"v": 1, "metrics": [...], "errors": [...], "source_message_id": "..."}``: ``errors[i]`` explains
+    ``metrics[i]`` (``index`` is ``i``; ``position`` is where the metric was in the source message). Numbers JSON
+    cannot hold (NaN, Infinity, -Infinity, which Python's and other producers' encoders write) are replaced in the
+    metric by their name as a string, and listed by path in the error's ``non_finite``, e.g. ``{"value": "NaN"}``.
+    """
+    metrics, errors = [], []
+    for index, entry in enumerate(set_aside):
+        replaced: dict[str, str] = {}
+        metrics.append(_finite_only(entry.metric, "", replaced))
+        error: dict[str, Any] = {"index": index, "position": entry.position, "rule": entry.rule, "reason": entry.reason}
+        if replaced:
+            error["non_finite"] = replaced
+        errors.append(error)
+    envelope = {"v": WIRE_VERSION, "metrics": metrics, "errors": errors, "source_message_id": source_message_id}
+    return json.dumps(envelope, allow_nan=False)
+
+
+def _finite_only(value: Any, path: str, replaced: dict[str, str]) -> Any:
+    """``value`` with every NaN or infinity replaced by its name as a string (noted in ``replaced`` by path)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        replaced[path or "."] = name
+        return name
+    if isinstance(value, dict):
+        return {key: _finite_only(item, f"{path}.{key}" if path else str(key), replaced) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(item, f"{path}[{i}]", replaced) for i, item in enumerate(value)]
+    return value

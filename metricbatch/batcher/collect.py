@@ -18,7 +18,15 @@ from metricbatch.aws.sqs import OutgoingMessage
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
 from metricbatch.validation import Series, check_timestamp, check_value, check_values, describe
-from metricbatch.wire import ATTR_REASON, ATTR_RULE, ATTR_SOURCE, parse_envelope, parse_metric, set_aside_body
+from metricbatch.wire import (
+    ATTR_REASON,
+    ATTR_RULE,
+    ATTR_SOURCE,
+    SetAside,
+    parse_envelope,
+    parse_metric,
+    set_aside_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +193,13 @@ def _set_aside_messages(record: Record, rejected: list[tuple[int, Any, InvalidMe
     # Several DLQ messages if need be: the invalid metrics plus their reasons can outgrow the SQS message limit.
     sized = []
     for position, raw, exc in rejected:
-        error: dict[str, Any] = {"index": position, "rule": exc.rule, "reason": exc.detail}
+        entry = SetAside(raw, position, exc.rule, exc.detail)
         # Sized with a whole envelope each: an overestimate that keeps every body under the limit.
-        sized.append((raw, error, len(set_aside_body([raw], [error], record.message_id))))
+        sized.append((entry, len(set_aside_body([entry], record.message_id))))
     messages = []
-    for run in chunked(sized, itemgetter(2), max_bytes=_SET_ASIDE_BYTES):
-        metrics = [raw for raw, _, _ in run]
-        errors = [error for _, error, _ in run]
-        first = errors[0]
-        reason = f"{len(metrics)} invalid metric(s); first: {first['reason']}"
-        body = set_aside_body(metrics, errors, record.message_id)
-        messages.append(set_aside_message(body, first["rule"], reason, record))
+    for run in chunked(sized, itemgetter(1), max_bytes=_SET_ASIDE_BYTES):
+        entries = [entry for entry, _ in run]
+        reason = f"{len(entries)} invalid metric(s); first: {entries[0].reason}"
+        body = set_aside_body(entries, record.message_id)
+        messages.append(set_aside_message(body, entries[0].rule, reason, record))
     return messages

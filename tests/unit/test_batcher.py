@@ -18,6 +18,15 @@ QUEUE = "https://sqs.fake/123456789012/metrics"
 DLQ = "https://sqs.fake/123456789012/metrics-dlq"
 
 
+def strict_json(text: str) -> Any:
+    """json.loads that refuses what RFC 8259 does not allow (NaN, Infinity), as JSON.parse does."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def metric(name: str, value: float, namespace: str = "Shop/Checkout", **extra: Any) -> dict[str, Any]:
     return {"namespace": namespace, "name": name, "value": value, "timestamp": time.time() - 30, **extra}
 
@@ -75,8 +84,9 @@ def test_bad_input_goes_to_the_dlq_and_valid_datums_are_published_once() -> None
     }
     assert all(m["Attributes"][ATTR_REASON] for m in dlq.values())
     assert dlq["m-json"]["Body"] == "this is not json"  # unparseable bodies are kept verbatim
-    mixed_aside = json.loads(dlq["m-mixed"]["Body"])
-    assert len(mixed_aside["metrics"]) == 1 and mixed_aside["errors"][0]["index"] == 1
+    mixed_aside = strict_json(dlq["m-mixed"]["Body"])
+    assert len(mixed_aside["metrics"]) == 1
+    assert (mixed_aside["errors"][0]["index"], mixed_aside["errors"][0]["position"]) == (0, 1)
     foreign_aside = json.loads(dlq["m-foreign"]["Body"])
     assert [m["namespace"] for m in foreign_aside["metrics"]] == ["Other/Team"]
     # AND nothing was re-queued; the report adds up
@@ -425,3 +435,32 @@ def test_samples_of_a_record_that_will_be_redelivered_are_not_counted_as_publish
     assert cloudwatch.sample_count("Latency") == 3
     assert batcher.report.metrics_published == 2
     assert batcher.report.api_calls_saved == 2 - 1
+
+
+def test_dlq_bodies_are_strict_json_and_errors_point_into_them() -> None:
+    # GIVEN a message whose invalid metrics hold numbers JSON cannot (what Python's json and other encoders write)
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    raw = body(
+        metric("Latency", 1.0),
+        metric("Latency", float("inf")),
+        {"namespace": "Shop/Checkout", "name": "L", "values": [1.0, float("nan")], "counts": [1, float("-inf")]},
+        metric("Latency", 2.0, unit="Parsecs", timestamp=float("nan")),
+    )
+    assert "Infinity" in raw and "NaN" in raw
+    batcher.add_record("m-1", raw)
+    assert batcher.finish() == []
+    # THEN the DLQ body parses with a strict parser ...
+    (message,) = sqs.messages(DLQ)
+    aside = strict_json(message["Body"])
+    # ... errors[i] explains metrics[i], and says where it was in the source message and what was not a number
+    assert [e["index"] for e in aside["errors"]] == [0, 1, 2]
+    assert [e["position"] for e in aside["errors"]] == [1, 2, 3]
+    assert [e["rule"] for e in aside["errors"]] == ["value.finite", "value.finite", "unit.unknown"]
+    assert aside["errors"][0]["non_finite"] == {"value": "Infinity"}
+    assert aside["errors"][1]["non_finite"] == {"values[1]": "NaN", "counts[1]": "-Infinity"}
+    assert aside["errors"][2]["non_finite"] == {"timestamp": "NaN"}
+    assert aside["metrics"][1]["values"] == [1.0, "NaN"]
+    assert aside["source_message_id"] == "m-1"
+    # AND the valid metric was published
+    assert cloudwatch.samples("Latency") == [(1.0, 1.0)]
