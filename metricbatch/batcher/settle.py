@@ -90,15 +90,9 @@ class Settler:
         if not self._config.dlq_url:
             logger.error("METRICBATCH_DLQ_URL is not set; %d set-aside message(s) fail their records", len(messages))
             return _records_of(messages)
-        outcome = self._sender(self._config.dlq_url).send(messages)
-        self.messages_set_aside += len(outcome.sent)
-        if outcome.failed:
-            logger.error(
-                "%d message(s) could not be set aside in the DLQ (%s); their records fail and will be redelivered",
-                len(outcome.failed),
-                outcome.last_error,
-            )
-        return _records_of(outcome.failed)
+        sent, failed = self._deliver(self._config.dlq_url, messages, "set aside in the DLQ")
+        self.messages_set_aside += sent
+        return failed
 
     def leftovers(
         self, outcome: PublishOutcome, next_attempt: Callable[[Datum], int], source_arn: str | None
@@ -127,18 +121,21 @@ class Settler:
         queue_url = self._requeue_url(source_arn)
         if queue_url is None:
             return _records_of(messages)
-        outcome = self._sender(queue_url).send(messages)
-        self.messages_requeued += len(outcome.sent)
+        sent, failed = self._deliver(queue_url, messages, "re-queued")
+        self.messages_requeued += sent
+        return failed
+
+    def _deliver(self, queue_url: str, messages: list[OutgoingMessage], what: str) -> tuple[int, set[int]]:
+        """Send; returns how many went out and the records of those that did not (logged: SQS redelivers them)."""
+        outcome = SqsBatchSender(self._sqs, queue_url, sleep=self._sleep, time_left=self._time_left).send(messages)
         if outcome.failed:
             logger.error(
-                "%d message(s) could not be re-queued (%s); their records fail and will be redelivered",
+                "%d message(s) could not be %s (%s); their records fail and will be redelivered",
                 len(outcome.failed),
+                what,
                 outcome.last_error,
             )
-        return _records_of(outcome.failed)
-
-    def _sender(self, queue_url: str) -> SqsBatchSender:
-        return SqsBatchSender(self._sqs, queue_url, sleep=self._sleep, time_left=self._time_left)
+        return len(outcome.sent), _records_of(outcome.failed)
 
     def _requeue_url(self, source_arn: str | None) -> str | None:
         if self._config.queue_url:
