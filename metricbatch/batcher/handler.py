@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from metricbatch.batcher.batcher import BatcherConfig, BatchReport, RecentMessageIds
 from metricbatch.batcher.processor import process_sqs_event
+from metricbatch.cloudwatch.protocol import require_packed_protocol
 from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger()
@@ -58,7 +59,10 @@ def _client(service: str) -> Any:
     key = f"{service}@{os.environ.get('AWS_ENDPOINT_URL', '')}"
     if key not in _clients:
         config = _CLIENT_CONFIGS.get(service, _CLIENT_CONFIG)
-        _clients[key] = boto3.client(service, config=config)  # type: ignore[call-overload]
+        client = boto3.client(service, config=config)  # type: ignore[call-overload]
+        if service == "cloudwatch":
+            require_packed_protocol(client)  # refuse to run rather than send requests sized for another protocol
+        _clients[key] = client
     return _clients[key]
 
 
