@@ -95,7 +95,7 @@ deploy-dry-run: assembly
 	@echo "make deploy ENV=$(ENV) would now run:"
 	@echo '  $(DEPLOY_COMMAND)'
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed lambda-deps
 	$(BIN)/python -m benchmarks
 
 soak: $(BIN)/.installed

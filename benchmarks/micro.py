@@ -1,4 +1,4 @@
-"""Micro-measurements: send_metric latency, handler time against its floor, cold import, peak memory."""
+"""Micro-measurements: send_metric latency, handler time against its floor, peak memory (cold import: cold_start)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import gc
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -219,27 +217,6 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
         "handler_us_per_metric": handler_s * per,
         "handler_over_floor": handler_s / floor_s,
         "handler_peak_memory_mb": peak / 1e6,
-    }
-
-
-def import_time(repeats: int = 5) -> dict[str, Any]:
-    """Cold ``import boto3`` against ``import boto3; import lambdas.batcher.handler`` in fresh processes, best of 5."""
-
-    def best(code: str) -> float:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-        timings = []
-        for _ in range(repeats):
-            script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
-            out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-            timings.append(float(out.stdout.strip().splitlines()[-1]))
-        return min(timings)
-
-    boto3_s = best("import boto3")
-    handler_s = best("import boto3; import lambdas.batcher.handler")
-    return {
-        "boto3_ms": boto3_s * 1000,
-        "with_handler_ms": handler_s * 1000,
-        "handler_over_boto3_ms": (handler_s - boto3_s) * 1000,
     }
 
 
