@@ -6,7 +6,7 @@ travel with the code, so the deployed function runs the SDK the tests ran, never
 platform-independent ``pip install`` for the function's Python and architecture needs no Docker.
 
 Synth runs several times per test session, so the dependency tree is built once per content of
-``requirements.txt`` and of this module, into ``build/lambda-deps/<digest>/`` (gitignored), by
+``requirements.txt`` and build settings, into ``build/lambda-deps/<digest>/`` (gitignored), by
 ``make lambda-deps`` (``python -m infra.artifact build-deps``); bundling copies it, or fails saying what to run.
 Nothing here imports CDK: the bench and the tests assemble the same package without synthesizing.
 """
@@ -55,6 +55,9 @@ BATCHER_HANDLER_FILE: Final = "lambdas/batcher/handler.py"
 _IGNORE: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
 _PIN: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
 _NATIVE_SUFFIXES: Final = (".so", ".pyd", ".dylib", ".dll")
+# Bump when build_dependencies(), check_dependency_tree() or trim() change what a built tree holds: trees are
+# reused by digest, and this is part of it.
+_TREE_FORMAT: Final = 1
 
 
 def normalize(name: str) -> str:
@@ -78,9 +81,10 @@ def pinned_requirements(source_root: Path = REPO_ROOT) -> dict[str, str]:
 
 
 def dependencies_digest(source_root: Path = REPO_ROOT) -> str:
-    """Content hash of what decides the dependency tree: the pins and this module (install flags, trimming)."""
+    """Content hash of what decides the dependency tree: the pins, the target platform and the trimming."""
     digest = hashlib.sha256((source_root / REQUIREMENTS_FILE).read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    spec = (LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORM, BUNDLED_AWS_SERVICES, _TREE_FORMAT)
+    digest.update(repr(spec).encode())
     return digest.hexdigest()[:16]
 
 
