@@ -24,7 +24,7 @@ from metricbatch.exceptions import ConfigurationError
 from metricbatch.limits import RESERVED_NAMESPACE_PREFIX
 
 BATCHER_HANDLER: Final = "lambdas/batcher/handler.handler"
-# What sending to a KMS-encrypted queue takes (SQS Developer Guide, "Configure KMS permissions for producers").
+# What sending to a KMS-encrypted queue takes (SQS Developer Guide, "Amazon SQS key management": producers).
 KMS_SEND_ACTIONS: Final = ("kms:GenerateDataKey", "kms:Decrypt")
 # checkov's Lambda findings that do not fit this function, each with the reason (CFN Metadata, shown by checkov).
 _FUNCTION_CHECKOV_SKIPS: Final = {
@@ -225,8 +225,8 @@ class MetricPipeline(Construct):
         self.log_group.grant_write(role)
         self.queue.grant(role, "sqs:SendMessage")  # re-queue unsent datums
         self.dead_letter_queue.grant(role, "sqs:SendMessage")  # set aside invalid data with the reason
-        # Receiving needs kms:Decrypt, granted by the event source with the queue; sending needs both (SQS docs,
-        # "Key management": GenerateDataKey for a new data key, Decrypt to verify a reused one).
+        # Receiving needs kms:Decrypt, which the event source grants with the queue; re-queueing and setting aside
+        # send, which needs KMS_SEND_ACTIONS.
         if self.encryption_key is not None:
             self.encryption_key.grant(role, *KMS_SEND_ACTIONS)
         role.add_to_principal_policy(_put_metric_data_statement(settings.allowed_namespaces))
