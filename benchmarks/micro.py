@@ -1,12 +1,9 @@
-"""Micro-measurements: send_metric latency, handler time against its floor, cold import, peak memory."""
+"""Micro-measurements: send_metric latency, handler time against its floor, peak memory (cold import: cold_start)."""
 
 from __future__ import annotations
 
 import gc
-import os
 import random
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -71,27 +68,6 @@ def direct_call_latency(pipeline: LocalPipeline, calls: int = 300) -> dict[str, 
         )
         samples.append(time.perf_counter_ns() - t)
     return {"calls": calls, **_percentiles(samples, (0.5, 0.99))}
-
-
-def import_time(repeats: int = 5) -> dict[str, Any]:
-    """Cold ``import boto3`` against ``import boto3; import lambdas.batcher.handler`` in fresh processes, best of 5."""
-
-    def best(code: str) -> float:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-        timings = []
-        for _ in range(repeats):
-            script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
-            out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-            timings.append(float(out.stdout.strip().splitlines()[-1]))
-        return min(timings)
-
-    boto3_s = best("import boto3")
-    handler_s = best("import boto3; import lambdas.batcher.handler")
-    return {
-        "boto3_ms": boto3_s * 1000,
-        "with_handler_ms": handler_s * 1000,
-        "handler_over_boto3_ms": (handler_s - boto3_s) * 1000,
-    }
 
 
 def producer_memory_under_outage(calls: int = 1_000_000) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from metricbatch.batcher.config import BatcherConfig
 from metricbatch.batcher.dedup import RecentMessageIds
 from metricbatch.batcher.processor import process_sqs_event
 from metricbatch.batcher.self_metrics import BatchReport
+from metricbatch.cloudwatch.protocol import require_packed_protocol
 from metricbatch.env import POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME, SELF_METRICS_NAMESPACE, SERVICE_NAME
 
 # The package's top logger: every metricbatch.* logger propagates to it.
@@ -54,7 +55,10 @@ _CLIENT_CONFIGS = {
 def create_client(service: str) -> Any:
     """A boto3 client with the batcher's production settings (endpoint and region from boto3's own settings)."""
     config = _CLIENT_CONFIGS.get(service, _CLIENT_CONFIG)
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    client = boto3.client(service, config=config)  # type: ignore[call-overload]
+    if service == "cloudwatch":
+        require_packed_protocol(client)  # refuse to run rather than send requests sized for another protocol
+    return client
 
 
 class _Stdout:
