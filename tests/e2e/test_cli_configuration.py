@@ -16,21 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import CLI, child_env, read_local_exports, start_local
 
 from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline
 from metricbatch.wire import ATTR_RULE
-
-REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "metricbatch"]
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
-    env.update(extra)
-    env["PYTHONPATH"] = str(REPO)
-    return env
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -58,7 +47,7 @@ def regionless(tmp_path: Path) -> dict[str, str]:
     """A machine with credentials and a profile, but no region anywhere (and no instance metadata to ask)."""
     (tmp_path / "config").write_text("[default]\noutput = json\n")
     (tmp_path / "credentials").write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    return _child_env(
+    return child_env(
         {
             "HOME": str(tmp_path),
             "AWS_CONFIG_FILE": str(tmp_path / "config"),
@@ -72,7 +61,7 @@ def regionless(tmp_path: Path) -> dict[str, str]:
 # -- send: the flag and the variable ---------------------------------------------------------------------------------
 def test_send_without_a_namespace_names_the_flag_and_the_variable(pipeline: LocalPipeline) -> None:
     env = {k: v for k, v in pipeline.env().items() if k != "METRICBATCH_NAMESPACE"}
-    result = _run(["send", "Hits", "1"], _child_env(env))
+    result = _run(["send", "Hits", "1"], child_env(env))
     line = _one_line_error(result, "--namespace", "METRICBATCH_NAMESPACE")
     assert "namespace=" not in line
     assert pipeline.queue_depth() == 0
@@ -80,7 +69,7 @@ def test_send_without_a_namespace_names_the_flag_and_the_variable(pipeline: Loca
 
 def test_send_without_a_queue_names_the_flag_and_the_variable(pipeline: LocalPipeline) -> None:
     env = {k: v for k, v in pipeline.env().items() if k != "METRICBATCH_QUEUE_URL"}
-    line = _one_line_error(_run(["send", "Hits", "1"], _child_env(env)), "--queue-url", "METRICBATCH_QUEUE_URL")
+    line = _one_line_error(_run(["send", "Hits", "1"], child_env(env)), "--queue-url", "METRICBATCH_QUEUE_URL")
     assert "queue_url=" not in line
 
 
@@ -108,7 +97,7 @@ def test_savings_reads_the_region_from_aws_region_alone(pipeline: LocalPipeline,
 def test_poll_refuses_to_start_without_a_dead_letter_queue(pipeline: LocalPipeline) -> None:
     # GIVEN a queue without a redrive policy, and neither --dlq-url nor METRICBATCH_DLQ_URL
     bare = pipeline.sqs.create_queue(QueueName=f"bare-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    result = _run(["poll", "--queue-url", bare], _child_env(pipeline.env()), timeout=30)
+    result = _run(["poll", "--queue-url", bare], child_env(pipeline.env()), timeout=30)
     _one_line_error(result, "--dlq-url", "METRICBATCH_DLQ_URL", "redrive policy")
 
 
@@ -121,7 +110,7 @@ def test_poll_sets_invalid_metrics_aside_in_the_queues_redrive_target(pipeline: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_child_env(env),
+        env=child_env(env),
     )
     namespace = f"E2E/Poll{uuid.uuid4().hex[:8]}"
     try:
@@ -150,27 +139,11 @@ def test_poll_sets_invalid_metrics_aside_in_the_queues_redrive_target(pipeline: 
 # -- the README's local walkthrough ----------------------------------------------------------------------------------
 def test_local_then_send_and_redrive_with_just_its_exports() -> None:
     # GIVEN `metricbatch local` running, and a shell that evaluated its export lines
-    local = subprocess.Popen(
-        [*CLI, "local", "--window", "0.2", "--interval", "0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_child_env({}),
-    )
+    local = start_local("--window", "0.2", "--interval", "0.5")
     try:
-        exports: dict[str, str] = {}
-        dlq_url = ""
-        assert local.stdout is not None
-        deadline = time.monotonic() + 60
-        while not dlq_url and time.monotonic() < deadline:
-            line = local.stdout.readline()
-            if line.startswith("export "):
-                key, _, value = line[len("export ") :].strip().partition("=")
-                exports[key] = value
-            elif line.startswith("# DLQ: "):
-                dlq_url = line.split(": ", 1)[1].strip()
+        exports, dlq_url = read_local_exports(local)
         assert exports["METRICBATCH_NAMESPACE"] == LOCAL_NAMESPACE
-        shell = _child_env(exports)
+        shell = child_env(exports)
         # WHEN the README's next step runs: a metric with nothing but a name and a value
         sent = _run(["send", "Hits", "1", "--unit", "Count"], shell)
         assert sent.returncode == 0, sent.stderr
