@@ -6,6 +6,7 @@ The fast paths of the hot loops live here too (``check_value``, ``check_timestam
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from collections.abc import Mapping
@@ -97,7 +98,10 @@ def check_dimensions(dimensions: object) -> Dimensions:
         dim_name = _check_text("dimension_name", key, MAX_DIMENSION_NAME_LENGTH)
         if dim_name.startswith(":"):
             raise InvalidMetricError("dimension_name.colon", f"dimension name must not start with ':': {dim_name!r}")
-        pairs.append((dim_name, _check_text("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)))
+        try:
+            pairs.append((dim_name, _check_text("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)))
+        except InvalidMetricError as exc:  # say whose value it is: the rule alone does not find it
+            raise InvalidMetricError(exc.rule, f"dimension {dim_name!r}: {exc.detail}") from None
     pairs.sort()
     return tuple(pairs)
 
@@ -178,8 +182,17 @@ def _check_count(count: object) -> float:
 def check_unit(unit: object) -> str:
     # Type first: an unhashable JSON value (list, object) must not reach the set lookup (TypeError).
     if not isinstance(unit, str) or unit not in UNITS:
-        raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}; CloudWatch accepts {sorted(UNITS)}")
+        raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}{_unit_hint(unit)}")
     return str(unit)
+
+
+def _unit_hint(unit: object) -> str:
+    # Only a suggestion: the unit is rejected all the same, since CloudWatch accepts exact names only.
+    by_folded = {name.casefold(): name for name in UNITS}
+    close = difflib.get_close_matches(unit.casefold(), by_folded, n=1, cutoff=0.8) if isinstance(unit, str) else []
+    if close:
+        return f"; did you mean {by_folded[close[0]]!r}?"
+    return f"; CloudWatch accepts {sorted(UNITS)}"
 
 
 def check_resolution(resolution: object) -> int:

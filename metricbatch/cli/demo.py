@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricbatch.batcher.self_metrics import api_calls_saved
+from metricbatch.cli import arguments
 from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
 from metricbatch.emulator.stack import LocalPipeline
 
@@ -45,10 +46,16 @@ class Expected:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run the whole pipeline locally and print a savings report")
-    parser.add_argument("--metrics", type=int, default=20_000, help="metrics to send in total (default 20000)")
-    parser.add_argument("--services", type=int, default=4, help="simulated services, one producer each")
+    parser.add_argument(
+        "--metrics", type=arguments.positive_int, default=20_000, help="metrics to send in total (default 20000)"
+    )
+    parser.add_argument(
+        "--services", type=arguments.positive_int, default=4, help="simulated services, one producer each (default 4)"
+    )
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--seed", type=int, default=42, help="seed of the simulated workload; the same seed sends the same metrics"
+    )
     parser.set_defaults(func=run)
 
 

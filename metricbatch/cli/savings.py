@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,8 +25,11 @@ from metricbatch.batcher.self_metrics import (
     SERVICE_DIMENSION,
     api_calls_saved,
 )
+from metricbatch.cli import arguments
+from metricbatch.cli.aws_session import aws_session
+from metricbatch.cli.stacks import StackNotFoundError, describe_stack
 from metricbatch.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
-from metricbatch.deploy import ENVIRONMENTS, STACK_NAME_PREFIX
+from metricbatch.deploy import ENVIRONMENTS
 from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ SELF_METRICS = (METRICS_RECEIVED, METRICS_PUBLISHED, PUT_METRIC_DATA_CALLS, METR
 SQS_METRICS = ("NumberOfMessagesSent", "NumberOfMessagesReceived", "NumberOfMessagesDeleted", "NumberOfEmptyReceives")
 LAMBDA_METRICS = ("Invocations", "Duration")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_NAMES = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 DAYS_PER_MONTH = SECONDS_PER_MONTH / 86400
 
 
@@ -47,7 +52,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--service", help="the self-metrics' service dimension (default metricbatch-<env>)")
     parser.add_argument("--queue-name", help="the pipeline's queue (default: from the stack's outputs)")
     parser.add_argument("--function-name", help="the batcher function (default: from the stack's resources)")
-    parser.add_argument("--memory", type=int, help="batcher memory in MB (default: the environment's setting)")
+    parser.add_argument(
+        "--memory", type=arguments.memory_mb, help="batcher memory in MB (default: the environment's setting)"
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
+    )
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(func=run)
 
@@ -58,6 +68,15 @@ def parse_since(text: str) -> int:
     if not match or int(match.group(1)) <= 0:
         raise ValueError(f"--since must look like 7d, 24h or 90m, got {text!r}")
     return int(match.group(1)) * _DURATION_UNITS[match.group(2) or "d"]
+
+
+def format_duration(seconds: int) -> str:
+    """A look-back in the largest unit that divides it: ``1 hour``, ``90 minutes``, ``7 days``."""
+    for name, size in _DURATION_NAMES:
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count:,} {name}{'' if count == 1 else 's'}"
+    raise AssertionError("seconds divide every whole number")
 
 
 @dataclass
@@ -157,19 +176,18 @@ def _sum(cloudwatch: Any, namespace: str, name: str, dimensions: dict[str, str],
 
 
 def resolve_names(cloudformation: Any, env: str) -> tuple[str | None, str | None]:
-    """Queue name (from the QueueUrl output) and batcher function name (from the stack's resources)."""
-    stack = f"{STACK_NAME_PREFIX}-{env}"
-    queue_name = function_name = None
-    try:
-        outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-        queue_url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("QueueUrl")), None)
-        queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
-        resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-        functions = [r for r in resources if r["ResourceType"] == "AWS::Lambda::Function"]
-        batcher = [r for r in functions if "batcher" in r["LogicalResourceId"].lower()] or functions
-        function_name = batcher[0]["PhysicalResourceId"] if batcher else None
-    except Exception as exc:
-        logger.debug("cannot read stack %s: %s", stack, exc)
+    """Queue name (from the QueueUrl output) and batcher function name (from the stack's resources).
+
+    Raises StackNotFoundError when the environment's stack is not deployed (a report of zeros would mislead).
+    """
+    stack = describe_stack(cloudformation, env)
+    outputs = stack.get("Outputs", [])
+    queue_url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("QueueUrl")), None)
+    queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
+    resources = cloudformation.describe_stack_resources(StackName=stack["StackName"])["StackResources"]
+    functions = [r for r in resources if r["ResourceType"] == "AWS::Lambda::Function"]
+    batcher = [r for r in functions if "batcher" in r["LogicalResourceId"].lower()] or functions
+    function_name = batcher[0]["PhysicalResourceId"] if batcher else None
     return queue_name, function_name
 
 
@@ -226,19 +244,23 @@ def collect(
 
 
 def run(args: argparse.Namespace) -> int:
-    import boto3
-
     try:
         period = parse_since(args.since)
     except ValueError as exc:
-        print(f"metricbatch savings: {exc}")
+        print(f"metricbatch savings: {exc}", file=sys.stderr)
         return 2
+    session = aws_session(args.region)
     queue_name, function_name = args.queue_name, args.function_name
     if (queue_name is None or function_name is None) and args.env in ENVIRONMENTS:
-        found_queue, found_function = resolve_names(boto3.client("cloudformation"), args.env)
+        try:
+            found_queue, found_function = resolve_names(session.client("cloudformation"), args.env)
+        except StackNotFoundError as exc:
+            print(f"metricbatch savings: {exc}; or name a pipeline deployed otherwise with --queue-name and "
+                  "--function-name", file=sys.stderr)  # fmt: skip
+            return 2
         queue_name, function_name = queue_name or found_queue, function_name or found_function
     report = collect(
-        boto3.client("cloudwatch"),
+        session.client("cloudwatch"),
         env=args.env,
         period_seconds=period,
         service=args.service,
@@ -256,7 +278,7 @@ def print_report(report: SavingsReport) -> None:
     data = report.as_dict()
     day, month = data["per_day"], data["per_month"]
     lines = [
-        f"metricbatch savings — {report.env} (service {report.service}), last {report.days:g} day(s)",
+        f"metricbatch savings — {report.env} (service {report.service}), last {format_duration(report.period_seconds)}",
         "-" * 72,
         f"metrics received                 {report.metrics_received:>14,.0f}",
         f"metrics published                {report.metrics_published:>14,.0f}",

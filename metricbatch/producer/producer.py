@@ -191,7 +191,9 @@ class MetricProducer:
     ) -> _Series:
         try:
             if namespace is None:
-                raise InvalidMetricError("namespace.missing", "no namespace: pass namespace= or set a default")
+                raise InvalidMetricError(
+                    "namespace.missing", "no namespace: pass namespace= or set METRICBATCH_NAMESPACE"
+                )
             ns = check_namespace(namespace)
             checked_name = check_name(name)
             checked_unit = check_unit(unit)
