@@ -3,7 +3,7 @@
 // in slices, so a large round never holds the loop for long.
 import { debuglog } from "node:util";
 import { BucketAggregator, sampleCount } from "./aggregation.js";
-import type { MetricBuffer } from "./buffer.js";
+import type { MetricBuffer, TakenMetrics } from "./buffer.js";
 import { packRequests, publish, type CloudWatchSender } from "./cloudwatch.js";
 import { sendMessages, type OutgoingMessage, type SqsSender } from "./sqs.js";
 import { ENVELOPE_BYTES, envelopeOf, fragmentOf, type Datum } from "./wire.js";
@@ -74,8 +74,8 @@ export async function encodeMessages(datums: Iterable<Datum>, maxBytes: number):
 export class Sender {
   private running = false;
   private controller = new AbortController();
-  /** Messages of the round in progress that SQS has not acknowledged yet (what the exit hook must still send). */
-  private unacknowledged: OutgoingMessage[] = [];
+  /** The round in progress: what it took and, once encoded, the messages nobody has acknowledged yet. */
+  private current: { taken: TakenMetrics; unacknowledged?: OutgoingMessage[] } | undefined;
 
   constructor(
     private readonly buffer: MetricBuffer,
@@ -111,14 +111,21 @@ export class Sender {
     if (this.controller.signal.aborted) this.controller = new AbortController();
   }
 
-  /** Unacknowledged messages of the current round plus everything buffered, encoded (for a last synchronous send). */
+  /**
+   * Everything buffered plus what the round in progress has not had acknowledged, encoded, for a last synchronous
+   * send at process.exit(). A message SQS accepted whose answer had not arrived yet is sent twice (at-least-once).
+   */
   drainForExit(): string[] {
-    const taken = this.buffer.take();
     const aggregator = new BucketAggregator();
+    const current = this.current;
+    this.current = undefined;
+    if (current?.unacknowledged === undefined && current !== undefined) {
+      aggregator.addRange(current.taken.series, current.taken.values, current.taken.timestamps, 0, current.taken.count);
+    }
+    for (const message of current?.unacknowledged ?? []) for (const datum of message.datums) aggregator.addDatum(datum);
+    const taken = this.buffer.take();
     aggregator.addRange(taken.series, taken.values, taken.timestamps, 0, taken.count);
-    for (const message of this.unacknowledged) for (const datum of message.datums) aggregator.addDatum(datum);
-    this.unacknowledged = [];
-    this.buffer.markHandled(taken.count);
+    this.buffer.markHandled(taken.count + (current?.taken.count ?? 0));
     const bodies: string[] = [];
     let fragments: string[] = [];
     let size = 0;
@@ -146,6 +153,8 @@ export class Sender {
 
   private async round(): Promise<void> {
     const taken = this.buffer.take();
+    const current: { taken: TakenMetrics; unacknowledged?: OutgoingMessage[] } = { taken };
+    this.current = current;
     let accounted = 0;
     try {
       const aggregator = new BucketAggregator();
@@ -154,16 +163,20 @@ export class Sender {
         aggregator.addRange(taken.series, taken.values, taken.timestamps, start, Math.min(taken.count, start + SLICE));
       }
       const messages = await encodeMessages(aggregator.datums(), this.settings.maxMessageBytes);
-      this.unacknowledged = messages;
+      current.unacknowledged = messages;
       const failed = await this.sendToSqs(messages);
+      current.unacknowledged = failed;
       accounted = taken.count - failed.reduce((sum, m) => sum + m.samples, 0);
       if (failed.length > 0) accounted += await this.fallback(failed.flatMap((m) => m.datums));
     } catch (error) {
       debug("send round failed: %s", error);
     } finally {
-      this.unacknowledged = [];
-      if (accounted < taken.count) this.drop(taken.count - accounted, "the send round failed");
-      this.buffer.markHandled(taken.count);
+      // Unless drained at exit (the exit hook owns these metrics now): account for the round.
+      if (this.current === current) {
+        this.current = undefined;
+        if (accounted < taken.count) this.drop(taken.count - accounted, "the send round failed");
+        this.buffer.markHandled(taken.count);
+      }
     }
   }
 
@@ -181,7 +194,6 @@ export class Sender {
         counters.sent += message.samples;
         counters.wireMetricsSent += message.datums.length;
       }
-      this.unacknowledged = outcome.failed;
       if (outcome.failed.length > 0) debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
       return outcome.failed;
     } catch (error) {
@@ -207,7 +219,6 @@ export class Sender {
     } catch (error) {
       this.drop(samples, `SQS and CloudWatch unavailable: ${error}`);
     }
-    this.unacknowledged = [];
     return samples;
   }
 }
