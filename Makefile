@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 ENVS := dev staging prod
 
-.PHONY: setup lint format test test-fast demo synth bench soak clean
+.PHONY: setup lint format test test-fast test-node node-build demo synth bench soak clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,21 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed
+# The Node producer (clients/node): pinned by its package-lock.json, installed with npm ci, built with tsc.
+NODE_CLIENT := clients/node
+NODE_SOURCES := $(wildcard $(NODE_CLIENT)/src/*.ts) $(NODE_CLIENT)/tsconfig.json $(NODE_CLIENT)/package.json
+
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_CLIENT)/dist/index.js: $(NODE_CLIENT)/node_modules/.installed $(NODE_SOURCES)
+	cd $(NODE_CLIENT) && npm run --silent build
+	touch $@
+
+node-build: $(NODE_CLIENT)/dist/index.js
+
+setup: $(BIN)/.installed node_modules/.installed node-build
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -33,7 +47,11 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint
+# node:test unit tests of the Node producer (type-checked and compiled with its tests first).
+test-node: node-build
+	cd $(NODE_CLIENT) && npm test --silent
+
+test: setup lint test-node
 	$(BIN)/pytest
 
 test-fast: $(BIN)/.installed
@@ -46,11 +64,11 @@ demo: $(BIN)/.installed
 synth: setup
 	for env in $(ENVS); do PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth -q -c env=$$env -o cdk.out/$$env || exit 1; done
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed node-build
 	$(BIN)/python -m benchmarks
 
 soak: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache $(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build
