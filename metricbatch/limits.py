@@ -23,8 +23,14 @@ MAX_DIMENSION_NAME_LENGTH: Final = 255
 MAX_DIMENSION_VALUE_LENGTH: Final = 1024
 MAX_METRIC_NAME_LENGTH: Final = 255
 MAX_NAMESPACE_LENGTH: Final = 255
-# "Values must be in the range of -2^360 to 2^360. ... NaN, +Infinity, -Infinity are not supported."
+# MetricDatum.Value (and Values, Counts, StatisticValues): "CloudWatch rejects values that are either too small or
+# too large. Values must be in the range of -2^360 to 2^360. In addition, special values (for example, NaN,
+# +Infinity, -Infinity) are not supported."
 MAX_ABS_VALUE: Final = 2.0**360
+# "Too small" is the other end of that magnitude range: older revisions of the same text read "2e-360 to 2e360
+# (Base 2)", and the service answers InvalidParameterValue for a non-zero |v| below 2^-360. metricbatch rounds such
+# a value to 0.0 (the same for every statistic) instead of letting one sample cost its whole merged datum.
+MIN_ABS_VALUE: Final = 2.0**-360
 # "You can specify time stamps that are as much as two weeks before the current date, and as much as 2 hours after".
 MAX_TIMESTAMP_AGE_SECONDS: Final = 14 * 24 * 3600
 MAX_TIMESTAMP_FUTURE_SECONDS: Final = 2 * 3600

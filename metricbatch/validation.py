@@ -1,6 +1,7 @@
 """CloudWatch's rules for one metric datum, enforced before anything leaves the process.
 
-Every check raises InvalidMetricError naming the rule and the offending value; see constants.py for sources.
+Every check raises InvalidMetricError naming the rule and the offending value; see limits.py for sources.
+The fast paths of the hot loops live here too (``check_value``, ``check_timestamp``), so no caller restates a rule.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from metricbatch.limits import (
     MAX_TIMESTAMP_AGE_SECONDS,
     MAX_TIMESTAMP_FUTURE_SECONDS,
     MAX_VALUES_PER_DATUM,
+    MIN_ABS_VALUE,
     RESERVED_NAMESPACE_PREFIX,
     STORAGE_RESOLUTIONS,
     UNITS,
@@ -86,6 +88,22 @@ def check_dimensions(dimensions: object) -> Dimensions:
 
 
 def check_value(value: object) -> float:
+    """A metric value as CloudWatch takes it.
+
+    The one rule set for values, on both sides (``send_metric`` and the batcher's wire messages): a number (not a
+    bool), finite, within +/-2^360. A non-zero value closer to zero than 2^-360, which CloudWatch would reject, is
+    returned as 0.0: it is 0 for every statistic, and a rejected value would cost its whole merged datum.
+
+    Raises:
+        InvalidMetricError: ``value.type``, ``value.finite`` or ``value.range``.
+    """
+    # Fast path, for the hot loops of both sides: a float already inside CloudWatch's range (NaN fails both tests).
+    if type(value) is float and (MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE):
+        return value
+    return _check_value(value)
+
+
+def _check_value(value: object) -> float:
     # bool is an int subclass; True as a metric value is almost always a bug.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidMetricError("value.type", f"value must be a number, got {type(value).__name__}: {_short(value)}")
@@ -95,13 +113,16 @@ def check_value(value: object) -> float:
         raise InvalidMetricError("value.range", f"value {_short(value)} is outside +/-2^360") from None
     if not math.isfinite(number):
         raise InvalidMetricError("value.finite", f"value must be finite, got {number!r}")
-    if abs(number) > MAX_ABS_VALUE:
+    magnitude = abs(number)
+    if magnitude > MAX_ABS_VALUE:
         raise InvalidMetricError("value.range", f"value {number!r} is outside +/-2^360")
+    if magnitude < MIN_ABS_VALUE:
+        return 0.0  # zero itself, or a non-zero value CloudWatch rejects as too small: see MIN_ABS_VALUE
     return number
 
 
 def check_values(values: object, counts: object | None) -> tuple[list[float], list[float]]:
-    """Validate a Values/Counts pair (counts default to 1 each)."""
+    """Validate a Values/Counts pair (counts default to 1 each; at least one count must be above 0)."""
     if not isinstance(values, list | tuple) or not values:
         raise InvalidMetricError("values.type", "values must be a non-empty list of numbers")
     if len(values) > MAX_VALUES_PER_DATUM:
@@ -115,10 +136,14 @@ def check_values(values: object, counts: object | None) -> tuple[list[float], li
         raise InvalidMetricError("counts.length", "counts must be a list as long as values")
     checked_counts = []
     for c in counts:
-        count = check_value(c)
+        count = check_value(c)  # finite, within 2^360; a tiny count is 0
         if count < 0:
             raise InvalidMetricError("counts.negative", f"counts must not be negative, got {count!r}")
         checked_counts.append(count)
+    if not any(checked_counts):
+        raise InvalidMetricError(
+            "counts.zero", f"every count is 0: the metric carries no sample, counts {_short(counts)}"
+        )
     return checked, checked_counts
 
 
@@ -161,8 +186,16 @@ def to_epoch(timestamp: object) -> float:
 
 
 def check_timestamp(timestamp: object, now: float | None = None) -> float:
-    epoch = to_epoch(timestamp)
+    """Epoch seconds of a timestamp CloudWatch accepts: at most 14 days old and 2 hours ahead of ``now``.
+
+    Raises:
+        InvalidMetricError: ``timestamp.type``, ``timestamp.format``, ``timestamp.too_old`` or ``timestamp.too_new``.
+    """
     now = time.time() if now is None else now
+    # Fast path, for the hot loops of both sides: epoch seconds as a float inside the window.
+    if type(timestamp) is float and now - MAX_TIMESTAMP_AGE_SECONDS <= timestamp <= now + MAX_TIMESTAMP_FUTURE_SECONDS:
+        return timestamp
+    epoch = to_epoch(timestamp)
     if epoch < now - MAX_TIMESTAMP_AGE_SECONDS:
         raise InvalidMetricError(
             "timestamp.too_old", f"timestamp {epoch:.3f} is more than 14 days before now ({now:.0f})"

@@ -21,14 +21,8 @@ from metricbatch.cloudwatch.aggregation import Datum, DatumAggregator
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
-from metricbatch.limits import (
-    MAX_ABS_VALUE,
-    MAX_SQS_MESSAGE_BYTES,
-    MAX_TIMESTAMP_AGE_SECONDS,
-    MAX_TIMESTAMP_FUTURE_SECONDS,
-    SQS_MESSAGE_HEADROOM_BYTES,
-)
-from metricbatch.validation import Dimensions
+from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+from metricbatch.validation import Dimensions, check_timestamp, check_value
 from metricbatch.wire import ATTR_REASON, ATTR_RULE, ATTR_SOURCE, datum_to_wire, parse_envelope, parse_metric
 
 logger = logging.getLogger(__name__)
@@ -213,16 +207,10 @@ class MetricBatcher:
                     series = cache.get(key) if key is not None else None
                 except TypeError:  # an unhashable part (e.g. a list as unit): not cacheable, validation says why
                     key, series = None, None
-                value = raw.get("value") if series is not None else None
-                ts = raw.get("timestamp", default_ts) if series is not None else None
-                if (
-                    series is not None
-                    and value.__class__ is float
-                    and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE  # NaN fails this too
-                    and ts.__class__ is float
-                    and now - MAX_TIMESTAMP_AGE_SECONDS <= ts <= now + MAX_TIMESTAMP_FUTURE_SECONDS
-                ):
-                    metric: _Metric = (series, ts, [value], None)
+                if series is not None and "value" in raw:
+                    # Fast path: a series this batch has validated already; only timestamp and value are checked.
+                    ts = check_timestamp(raw.get("timestamp", default_ts), now)
+                    metric: _Metric = (series, ts, [check_value(raw["value"])], None)
                 else:
                     parsed = parse_metric(raw, default_ts, now)
                     series = (parsed.namespace, parsed.name, parsed.dimensions, parsed.unit, parsed.resolution)

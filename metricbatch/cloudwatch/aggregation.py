@@ -3,14 +3,18 @@
 Datums that share namespace, name, dimensions, unit, storage resolution and timestamp bucket (the minute for
 resolution 60, the second for resolution 1) merge into one datum with Values/Counts. Sums, sample counts, min, max
 and percentiles are unchanged because CloudWatch aggregates at that granularity itself.
+
+No accepted input can make CloudWatch refuse a merged datum: values are merged as they are (no arithmetic on them),
+a zero count is dropped (it changes no statistic), and a value's merged count never exceeds 2^360 (the rest spills
+into a datum of its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from metricbatch.limits import MAX_VALUES_PER_DATUM
+from metricbatch.limits import MAX_ABS_VALUE, MAX_VALUES_PER_DATUM
 from metricbatch.validation import Dimensions
 
 SeriesKey = tuple[str, str, Dimensions, str, int, int]  # namespace, name, dimensions, unit, resolution, bucket
@@ -41,11 +45,22 @@ class Datum:
     def total(self) -> float:
         return sum(v * c for v, c in zip(self.values, self.counts, strict=True))
 
+    def split_values(self) -> tuple[Datum, Datum]:
+        """Two datums of half the values each (to isolate a value CloudWatch refuses from its neighbours)."""
+        half = len(self.values) // 2
+        # The merged entries stay attributed to one part, so totals add up.
+        return (
+            replace(self, values=self.values[:half], counts=self.counts[:half]),
+            replace(self, values=self.values[half:], counts=self.counts[half:], entries=0),
+        )
+
 
 @dataclass(slots=True)
 class _Bucket:
     timestamp: float
     histogram: dict[float, float] = field(default_factory=dict)
+    # (value, count) pairs closed when a value's merged count would pass 2^360; each becomes a datum of its own.
+    spilled: list[tuple[float, float]] = field(default_factory=list)
     sources: set[int] = field(default_factory=set)
     entries: int = 0
 
@@ -114,7 +129,14 @@ class DatumAggregator:
                 histogram[value] = histogram.get(value, 0.0) + 1.0
         else:
             for value, count in zip(values, counts, strict=True):
-                histogram[value] = histogram.get(value, 0.0) + count
+                if not count:
+                    continue  # a zero count changes no statistic
+                total = histogram.get(value, 0.0) + count
+                if total > MAX_ABS_VALUE:
+                    # CloudWatch refuses a count beyond 2^360: what this value has so far becomes its own datum.
+                    bucket.spilled.append((value, histogram[value]))
+                    total = count
+                histogram[value] = total
         return bucket
 
     def add_datum(self, datum: Datum) -> None:
@@ -135,11 +157,14 @@ class DatumAggregator:
         """The merged datums, each with at most MAX_VALUES_PER_DATUM distinct values."""
         merged: list[Datum] = []
         for (namespace, name, dimensions, unit, resolution, _), bucket in self._buckets.items():
+            # Values are unique within a datum: spilled pairs (rare) go one per datum.
             items = list(bucket.histogram.items())
+            chunks = [
+                items[start : start + MAX_VALUES_PER_DATUM] for start in range(0, len(items), MAX_VALUES_PER_DATUM)
+            ]
+            chunks.extend([pair] for pair in bucket.spilled)
             sources = frozenset(bucket.sources)
-            entries = bucket.entries
-            for start in range(0, len(items), MAX_VALUES_PER_DATUM):
-                chunk = items[start : start + MAX_VALUES_PER_DATUM]
+            for position, chunk in enumerate(chunks):
                 merged.append(
                     Datum(
                         namespace=namespace,
@@ -152,7 +177,7 @@ class DatumAggregator:
                         counts=[c for _, c in chunk],
                         sources=sources,
                         # Attribute the merged entries to the first chunk so totals add up.
-                        entries=entries if start == 0 else 0,
+                        entries=bucket.entries if position == 0 else 0,
                     )
                 )
         return merged

@@ -23,8 +23,17 @@ class PutMetricDataRequest:
     def params(self) -> dict[str, Any]:
         return {"Namespace": self.namespace, "MetricData": self.metric_data}
 
+    @property
+    def splittable(self) -> bool:
+        """More than one datum, or one datum of several values: CloudWatch's refusal can be narrowed down."""
+        return len(self.datums) > 1 or len(self.datums[0].values) > 1
+
     def split(self) -> tuple[PutMetricDataRequest, PutMetricDataRequest]:
-        """Two halves of this request (used to isolate a datum CloudWatch rejects)."""
+        """Two halves of this request, to isolate what CloudWatch rejects: halves of the datums, or of a single
+        datum's values (a merged datum mixes samples of many producers; one bad value must not cost the others)."""
+        if len(self.datums) == 1:
+            first, second = self.datums[0].split_values()
+            return _request_of(self.namespace, [first]), _request_of(self.namespace, [second])
         half = len(self.datums) // 2
         return _request_of(self.namespace, self.datums[:half]), _request_of(self.namespace, self.datums[half:])
 

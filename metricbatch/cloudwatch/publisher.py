@@ -31,7 +31,7 @@ class CloudWatchPublisher:
 
     Throttling, 5xx and connection errors are retried with full-jitter backoff while ``time_left()`` allows;
     what still fails is reported as unsent. A request CloudWatch rejects as invalid is split in halves until the
-    offending datum is alone, so every valid datum still lands.
+    offending datum, and within it the offending value, is alone, so every valid sample still lands.
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class CloudWatchPublisher:
         outcome.unsent.extend(request.datums)
 
     def _isolate(self, request: PutMetricDataRequest, exc: Exception, outcome: PublishOutcome) -> None:
-        if len(request.datums) == 1:
+        if not request.splittable:
             reason = f"CloudWatch rejected the datum: {error_code(exc)}: {_message(exc)}"
             logger.warning("CloudWatch rejected a datum of %s/%s", request.namespace, request.datums[0].name)
             outcome.rejected.append((request.datums[0], reason))

@@ -17,6 +17,7 @@ _MAX_BODY_BYTES = 1_000_000  # "1 MB"; the stricter reading
 _MAX_VALUES = 150
 _MAX_DIMENSIONS = 30
 _MAX_ABS = 2.0**360
+_MIN_ABS = 2.0**-360  # "too small": a non-zero magnitude below 2^-360 is answered with InvalidParameterValue
 _MAX_AGE_S = 14 * 86400
 _MAX_AHEAD_S = 2 * 3600
 _UNITS = {
@@ -51,7 +52,16 @@ def _number(field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(f"The value for parameter {field} must be a number.")
     number = float(value)
-    if not math.isfinite(number) or abs(number) > _MAX_ABS:
+    if not math.isfinite(number):
+        raise _invalid(f"The value {value} for parameter {field} is invalid.")
+    return number
+
+
+def _measurement(field: str, value: Any) -> float:
+    """Value, Values, Counts and StatisticValues: "Values must be in the range of -2^360 to 2^360", and CloudWatch
+    rejects values that are "too small" as well (a non-zero magnitude below 2^-360)."""
+    number = _number(field, value)
+    if abs(number) > _MAX_ABS or 0.0 < abs(number) < _MIN_ABS:
         raise _invalid(f"The value {value} for parameter {field} is invalid.")
     return number
 
@@ -96,13 +106,13 @@ def validate_put_metric_data(body: dict[str, Any], raw_size: int, now: float | N
                 f"The parameters {where}.Value, Values and StatisticValues are mutually exclusive; give exactly one.",
             )
         if has_value:
-            _number(f"{where}.Value", datum["Value"])
+            _measurement(f"{where}.Value", datum["Value"])
         if has_values:
             values = datum["Values"]
             if not isinstance(values, list) or not values or len(values) > _MAX_VALUES:
                 raise _invalid(f"The collection {where}.Values must have 1 to {_MAX_VALUES} members.")
             for k, v in enumerate(values, start=1):
-                _number(f"{where}.Values.member.{k}", v)
+                _measurement(f"{where}.Values.member.{k}", v)
             if "Counts" in datum:
                 counts = datum["Counts"]
                 if not isinstance(counts, list) or len(counts) != len(values):
@@ -110,14 +120,14 @@ def validate_put_metric_data(body: dict[str, Any], raw_size: int, now: float | N
                         "InvalidParameterCombination", f"{where}.Counts must have as many members as Values."
                     )
                 for k, c in enumerate(counts, start=1):
-                    if _number(f"{where}.Counts.member.{k}", c) < 0:
+                    if _measurement(f"{where}.Counts.member.{k}", c) < 0:
                         raise _invalid(f"The parameter {where}.Counts.member.{k} must not be negative.")
         elif "Counts" in datum:
             raise CloudWatchRejection("InvalidParameterCombination", f"{where}.Counts needs {where}.Values.")
         if has_stats:
             stats = datum["StatisticValues"]
             for key in ("SampleCount", "Sum", "Minimum", "Maximum"):
-                _number(f"{where}.StatisticValues.{key}", stats.get(key))
+                _measurement(f"{where}.StatisticValues.{key}", stats.get(key))
         unit = datum.get("Unit", "None")
         if unit not in _UNITS:
             raise _invalid(f"The value {unit} for parameter {where}.Unit is invalid.")

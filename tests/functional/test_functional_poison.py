@@ -103,3 +103,24 @@ def test_valid_datums_of_a_poisoned_message_are_not_published_again_on_a_second_
     assert pipeline.read_series(shop, "Orders", {"Case": "mixed"}) == (5.0, 1)
     assert [m.rule for m in take_dlq(pipeline, wait_seconds=2)] == ["unit.unknown"]
     assert pipeline.queue_depth() == 0
+
+
+def test_a_tiny_value_from_another_producer_is_published_as_zero_with_its_neighbours(
+    clean_pipeline: LocalPipeline,
+) -> None:
+    pipeline = clean_pipeline
+    shop = unique_namespace("Shop")
+    now = time.time()
+    # GIVEN a message from a producer that does not round (another language), with 99 valid values and one of 1e-200
+    # in the same series and minute: CloudWatch (the strict gateway) rejects a datum holding 1e-200
+    metrics = [_metric(shop, value=float(i + 1), timestamp=now) for i in range(99)]
+    metrics.append(_metric(shop, value=1e-200, timestamp=now))
+    send_bodies(pipeline, [json.dumps({"v": 1, "metrics": metrics})])
+
+    # WHEN the handler processes it
+    pipeline.poller.drain(timeout=30, window_seconds=0.5)
+
+    # THEN all 100 samples land (the tiny one as 0), CloudWatch rejected nothing, and the DLQ is empty
+    assert pipeline.read_series(shop, "Orders", {"Case": "mixed"}) == (sum(range(1, 100)), 100)
+    assert pipeline.aws.ledger.rejections == []
+    assert take_dlq(pipeline, wait_seconds=1) == []

@@ -129,3 +129,39 @@ def test_aggregate_merges_datums_keeping_sources_and_entries() -> None:
     assert merged.entries == 4
     assert merged.timestamp == MINUTE + 1
     assert len(DatumAggregator()) == 0
+
+
+def test_zero_counts_are_dropped_at_merge() -> None:
+    # A zero count changes no statistic; it must not reach CloudWatch as a Values entry.
+    aggregator = DatumAggregator()
+    aggregator.add("Shop", "L", (), "None", 60, MINUTE, [1.0, 2.0, 3.0], [0.0, 2.0, 0.0])
+    aggregator.add("Shop", "L", (), "None", 60, MINUTE + 1, [3.0], [0.0])
+    (datum,) = aggregator.datums()
+    assert (datum.values, datum.counts) == ([2.0], [2.0])
+
+
+def test_a_merged_count_never_passes_2_to_the_360_it_spills_into_a_datum_of_its_own() -> None:
+    # GIVEN three entries of one value whose counts are each at CloudWatch's 2^360 bound, next to other values
+    bound = 2.0**360
+    aggregator = DatumAggregator()
+    for i in range(3):
+        aggregator.add("Shop", "L", (), "None", 60, MINUTE + i, [7.0, float(i)], [bound, 1.0])
+    # WHEN merged
+    datums = aggregator.datums()
+    # THEN no count passes the bound, every datum lists each value once, and the statistics are unchanged
+    assert all(0 < c <= bound for d in datums for c in d.counts)
+    assert all(len(set(d.values)) == len(d.values) for d in datums)
+    assert sum(d.sample_count for d in datums) == 3 * bound + 3
+    assert sum(d.total for d in datums) == 3 * 7.0 * bound + 0.0 + 1.0 + 2.0
+    assert len(datums) == 3
+
+
+def test_split_values_halves_a_datum_keeping_its_samples() -> None:
+    aggregator = DatumAggregator()
+    aggregator.add("Shop", "L", (), "None", 60, MINUTE, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], source=4)
+    (datum,) = aggregator.datums()
+    first, second = datum.split_values()
+    assert (first.values, second.values) == ([1.0], [2.0, 3.0])
+    assert first.total + second.total == datum.total
+    assert first.sources == second.sources == frozenset({4})
+    assert first.entries + second.entries == datum.entries

@@ -317,3 +317,51 @@ def test_a_message_settled_before_by_this_sandbox_is_skipped_but_a_failed_one_is
         settled.add(f"x-{i}")
     assert len(settled) == 2
     assert "m-1" not in settled
+
+
+@pytest.mark.parametrize("tiny", [1e-200, -5e-324, 2.0**-361])
+def test_a_tiny_value_costs_no_neighbour_of_its_series_minute(tiny: float) -> None:
+    # GIVEN 99 valid values and one whose magnitude CloudWatch rejects as too small, in one series and minute (the
+    # tiny one last, so it takes the batcher's fast path for a series already validated), and once as a Values entry
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    ts = time.time() - 30
+    batcher.add_record(
+        "m-1",
+        body(
+            *(metric("Latency", float(i + 1), timestamp=ts) for i in range(99)), metric("Latency", tiny, timestamp=ts)
+        ),
+    )
+    batcher.add_record(
+        "m-2",
+        body(
+            metric("Latency", 0.0, timestamp=ts) | {"value": 7.0},
+            {"namespace": "Shop/Checkout", "name": "Latency", "values": [tiny, 8.0], "counts": [2, 1], "timestamp": ts},
+        ),
+    )
+    # WHEN the batch finishes
+    assert batcher.finish() == []
+    # THEN all 100 + 4 samples are published (the tiny ones as 0), and nothing is set aside
+    assert cloudwatch.sample_count("Latency") == 104
+    assert cloudwatch.total("Latency") == sum(range(1, 100)) + 7.0 + 8.0
+    assert sorted(v for v, _ in cloudwatch.samples("Latency"))[0] == 0.0
+    assert sqs.messages(DLQ) == []
+    assert batcher.report.metrics_rejected == 0
+
+
+def test_a_wire_metric_whose_counts_are_all_zero_is_set_aside_and_its_neighbours_published() -> None:
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    ts = time.time() - 30
+    zero = {
+        "namespace": "Shop/Checkout",
+        "name": "Latency",
+        "values": [1.0, 2.0],
+        "counts": [0, 1e-300],
+        "timestamp": ts,
+    }
+    batcher.add_record("m-1", body(metric("Latency", 3.0, timestamp=ts), zero))
+    assert batcher.finish() == []
+    assert cloudwatch.samples("Latency") == [(3.0, 1.0)]
+    (aside,) = sqs.messages(DLQ)
+    assert aside["Attributes"][ATTR_RULE] == "counts.zero"

@@ -50,8 +50,13 @@ BOUND = 2.0**360
 values = (
     st.floats(min_value=-BOUND, max_value=BOUND, allow_nan=False, allow_infinity=False)
     | st.integers(min_value=-(2**360), max_value=2**360)
-    | st.sampled_from([BOUND, -BOUND, 0.0, -0.0, 5e-324, 1e-300])
+    | st.sampled_from([BOUND, -BOUND, 0.0, -0.0, 5e-324, -1e-300, 2.0**-361, 2.0**-360, -(2.0**-360), 1e-200])
 )
+TINY = 2.0**-360
+# Counts: small integers, fractions, tiny ones (published as 0, then dropped) and ones at the 2^360 bound (merged
+# counts of one value then pass it and must spill); at least one count of a metric carries a sample.
+counts = st.integers(0, 5) | st.sampled_from([0.5, 5e-324, 1e-300, 2.0**-361, TINY, BOUND])
+count_lists = st.lists(counts, min_size=1, max_size=150).filter(lambda cs: any(c >= TINY for c in cs))
 timestamps = (
     st.floats(min_value=NOW - 14 * DAY + 120, max_value=NOW + 2 * 3600 - 120)
     | st.integers(min_value=int(NOW - 13 * DAY), max_value=int(NOW + 3600))
@@ -67,10 +72,11 @@ def valid_metrics(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         metric["value"] = draw(values)
     else:
-        count = draw(st.integers(min_value=1, max_value=150))
-        metric["values"] = draw(st.lists(values, min_size=count, max_size=count))
         if draw(st.booleans()):
-            metric["counts"] = draw(st.lists(st.integers(0, 5), min_size=count, max_size=count))
+            metric["counts"] = draw(count_lists)
+            metric["values"] = draw(st.lists(values, min_size=len(metric["counts"]), max_size=len(metric["counts"])))
+        else:
+            metric["values"] = draw(st.lists(values, min_size=1, max_size=150))
     if draw(st.booleans()):
         metric["dimensions"] = draw(dimensions)
     if draw(st.booleans()):
@@ -91,7 +97,9 @@ junk_json = st.recursive(
 BREAKAGES: dict[str, st.SearchStrategy[Any]] = {
     "value": st.sampled_from([math.nan, math.inf, -math.inf, 2.0**361, -(2**400), 10**400, "12", True, None, [1]]),
     "values": st.sampled_from([[], [math.nan], list(range(151)), "1,2", {"a": 1}]),
-    "counts": st.sampled_from([[-1], [1, 2, 3, 4, 5, 6, 7], "x", [math.inf]]),
+    "counts": st.sampled_from(
+        [[-1], [1, 2, 3, 4, 5, 6, 7], "x", [math.inf], [0, 0, 0], [5e-324, 0, 1e-300], [2.0**361, 1, 1]]
+    ),
     "dimensions": st.sampled_from(
         [
             {f"D{i}": "v" for i in range(31)},
@@ -211,15 +219,20 @@ def _nonzero(samples: dict[float, float]) -> dict[float, float]:
     return {value: count for value, count in samples.items() if count}
 
 
+def _rounded(value: float) -> float:
+    """The documented rule, restated: a magnitude below 2^-360 is published as 0."""
+    return 0.0 if abs(value) < 2.0**-360 else float(value)
+
+
 def _expected_samples(metrics: list[dict[str, Any]]) -> dict[float, float]:
     samples: dict[float, float] = defaultdict(float)
     for m in metrics:
         if "value" in m:
-            samples[float(m["value"])] += 1
+            samples[_rounded(m["value"])] += 1
         else:
             counts = m.get("counts") or [1] * len(m["values"])
             for v, c in zip(m["values"], counts, strict=True):
-                samples[float(v)] += c
+                samples[_rounded(v)] += _rounded(c)
     return samples
 
 
@@ -247,10 +260,27 @@ def _boundary_message() -> Message:
     return Message(body=json.dumps({"v": 1, "metrics": metrics}), valid=metrics)
 
 
+def _merge_edge_message() -> Message:
+    # One series and minute: tiny values next to valid ones, zero and tiny counts, and counts of one value that
+    # add up past 2^360 (each alone is valid; merged they must spill into a datum of their own).
+    ts = NOW - 60
+    base = {"namespace": "Fuzz/edge", "name": "n", "timestamp": ts}
+    metrics: list[dict[str, Any]] = [
+        {**base, "value": 1e-200},
+        {**base, "values": [1.0, 2.0, 5e-324], "counts": [0, 3, 1]},
+        {**base, "values": [7.0, 8.0], "counts": [BOUND, 1e-300]},
+        {**base, "values": [7.0], "counts": [BOUND]},
+        {**base, "values": [7.0, 1.0], "counts": [BOUND, 1]},
+        *({**base, "value": float(i)} for i in range(100)),
+    ]
+    return Message(body=json.dumps({"v": 1, "metrics": metrics}), valid=metrics)
+
+
 # -- properties ---------------------------------------------------------------------------------------------------
 @FUZZ
 @given(st.lists(bodies, min_size=1, max_size=8))
 @example([_boundary_message()])
+@example([_merge_edge_message()])
 def test_batcher_publishes_every_valid_datum_and_sets_aside_every_invalid_one(messages: list[Message]) -> None:
     # WHEN a batch of arbitrary bodies goes through the batcher
     cloudwatch, sqs, failed = _run_batch(messages)

@@ -77,4 +77,4 @@ def test_import_metricbatch_is_lazy_and_the_public_api_still_resolves() -> None:
         assert getattr(metricbatch, name) is not None, name
     assert metricbatch.send_metric.__module__ == "metricbatch.producer.default"
     with pytest.raises(AttributeError):
-        _ = metricbatch.no_such_name  # type: ignore[attr-defined]
+        _ = metricbatch.no_such_name

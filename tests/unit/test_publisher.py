@@ -156,3 +156,27 @@ def test_backoff_delay_is_full_jitter_and_capped() -> None:
     assert all(0 <= d <= 1.0 for d in delays)
     assert all(0 <= backoff_delay(1, base=0.1, cap=5.0, rng=rng) <= 0.2 for _ in range(100))
     assert max(delays) > 0.5  # capped, not stuck at the base
+
+
+def test_a_value_cloudwatch_refuses_is_isolated_inside_a_merged_datum() -> None:
+    # GIVEN one merged datum of 150 values from many producers, one of which CloudWatch refuses (any request holding
+    # it fails, as the service does for a value outside its range)
+    bad = 666.0
+
+    def reject_bad(params: dict[str, Any]) -> BaseException | None:
+        if any(bad in d.get("Values", [d.get("Value")]) for d in params["MetricData"]):
+            return client_error("InvalidParameterValue", 400, message="The value 666 for parameter Values is invalid")
+        return None
+
+    values = [float(i) for i in range(149)] + [bad]
+    merged = Datum("Shop", "Latency", (), "None", 60, NOW - 5, values, [2.0] * 150, sources=frozenset({0, 1, 2}))
+    cloudwatch = FakeCloudWatch(fail_with=reject_bad)
+    # WHEN published
+    outcome = CloudWatchPublisher(cloudwatch, sleep=lambda _: None).publish(pack_requests([merged]))
+    # THEN every other value lands exactly once and only the bad value is set aside
+    assert sorted(v for v, _ in cloudwatch.samples("Latency")) == values[:-1]
+    assert cloudwatch.sample_count("Latency") == 2 * 149
+    assert [(d.values, d.counts) for d, _ in outcome.rejected] == [([bad], [2.0])]
+    assert outcome.unsent == []
+    # AND bisection stays logarithmic
+    assert cloudwatch.attempts <= 2 * 9

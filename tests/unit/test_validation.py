@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from metricbatch import InvalidMetricError, MetricBatchError
-from metricbatch.limits import UNITS
+from metricbatch.limits import MIN_ABS_VALUE, UNITS
 from metricbatch.validation import (
     check_dimensions,
     check_name,
@@ -54,10 +54,25 @@ def test_values_beyond_2_to_the_360_are_rejected(value: float) -> None:
     rejects(check_value, value, rule="value.range")
 
 
-@pytest.mark.parametrize("value", [2.0**360, -(2.0**360), 2**360, 0, -1, 1e-300, 12.5])
+@pytest.mark.parametrize(
+    "value", [2.0**360, -(2.0**360), 2**360, 0, 0.0, -0.0, -1, 12.5, 2.0**-360, -(2.0**-360), 1e-100, -1e-100]
+)
 def test_values_within_2_to_the_360_are_accepted(value: float) -> None:
     assert check_value(value) == float(value)
     assert type(check_value(value)) is float
+
+
+@pytest.mark.parametrize("value", [2.0**-361, -(2.0**-361), 1e-109, 1e-130, 1e-200, 1e-300, 5e-324, -5e-324])
+def test_non_zero_values_closer_to_zero_than_2_to_the_minus_360_are_rounded_to_zero(value: float) -> None:
+    # CloudWatch answers InvalidParameterValue for them; every statistic reads them as 0 anyway.
+    assert 0.0 < abs(value) < MIN_ABS_VALUE
+    assert check_value(value) == 0.0
+    assert type(check_value(value)) is float
+
+
+def test_tiny_values_and_counts_in_values_lists_are_rounded_to_zero() -> None:
+    assert check_values([1.0, 1e-200, -5e-324], [2.0, 1.0, 3.0]) == ([1.0, 0.0, 0.0], [2.0, 1.0, 3.0])
+    assert check_values([1.0, 2.0], [1e-200, 1.0]) == ([1.0, 2.0], [0.0, 1.0])
 
 
 @pytest.mark.parametrize("value", ["1", None, [1.0], {"v": 1}, b"1", True, False])
@@ -74,6 +89,12 @@ def test_values_and_counts() -> None:
     rejects(check_values, [1, 2], [1], rule="counts.length")
     rejects(check_values, [1, 2], [1, -1], rule="counts.negative")
     rejects(check_values, [1, math.nan], None, rule="value.finite")
+
+
+def test_counts_that_carry_no_sample_are_rejected() -> None:
+    rejects(check_values, [1, 2], [0, 0], rule="counts.zero")
+    rejects(check_values, [1, 2], [5e-324, 1e-300], rule="counts.zero")  # tiny counts are 0
+    assert check_values([1, 2], [0, 2.0**-360]) == ([1.0, 2.0], [0.0, 2.0**-360])
 
 
 # -- names and namespaces ------------------------------------------------------------------------------------------
