@@ -13,50 +13,71 @@ import type { SendOptions } from "./producer.js";
 // Series remembered at most; past that the cache starts over (a service with unbounded dimension values).
 const MAX_CACHED_SERIES = 10_000;
 
-/**
- * The cache key: every field length-prefixed, so the key is injective over (namespace, name, unit, resolution,
- * dimensions in the caller's order) and only inputs identical to an already validated one can hit. Undefined when
- * a field has a type validation must judge (that path always validates).
- */
-function cacheKey(name: unknown, namespace: unknown, options: SendOptions): string | undefined {
-  const unit = options.unit === undefined ? "None" : options.unit;
-  const resolution = options.storageResolution === undefined ? 60 : options.storageResolution;
-  if (typeof name !== "string" || typeof namespace !== "string" || typeof unit !== "string") return undefined;
-  if (typeof resolution !== "number") return undefined;
-  let key = `${namespace.length}:${namespace}${name.length}:${name}${unit.length}:${unit}${resolution}:`;
-  const dimensions = options.dimensions;
-  if (dimensions === undefined || dimensions === null) return key;
-  if (Object.getPrototypeOf(dimensions) !== Object.prototype) return undefined;
-  const record = dimensions as Record<string, unknown>;
-  for (const dimName in record) {
-    const dimValue = record[dimName];
-    if (typeof dimValue !== "string") return undefined;
-    key += `${dimName.length}:${dimName}${dimValue.length}:${dimValue}`;
-  }
-  return key;
+// A trie over exactly what the caller passed: namespace, name, unit, resolution, then each dimension's name and
+// value in the caller's order, then END. Each step is its own Map lookup (no key string is built per call), and only
+// inputs identical to an already validated one reach a cached series.
+const END = Symbol("series");
+type Node = Map<unknown, unknown>;
+
+function step(node: Node, key: unknown): Node {
+  let next = node.get(key) as Node | undefined;
+  if (next === undefined) node.set(key, (next = new Map()));
+  return next;
 }
 
 export class SeriesCache {
-  private readonly byKey = new Map<string, Series>();
+  private root: Node = new Map();
+  private size = 0;
   // One Series object per canonical series (dimensions sorted), whatever order the caller wrote them in.
   private readonly byHead = new Map<string, Series>();
 
   /** The validated series for these arguments; throws InvalidMetricError in the Python producer's rule order. */
   lookup(name: unknown, namespace: unknown, options: SendOptions): Series {
-    const key = cacheKey(name, namespace, options);
-    if (key !== undefined) {
-      const cached = this.byKey.get(key);
-      if (cached !== undefined) return cached;
+    const unit = options.unit === undefined ? "None" : options.unit;
+    const resolution = options.storageResolution === undefined ? 60 : options.storageResolution;
+    const dimensions = options.dimensions;
+    // Types validation must judge (or a Map, or a class instance as dimensions) always take the validating path.
+    if (
+      typeof name !== "string" || typeof namespace !== "string" || typeof unit !== "string" ||
+      typeof resolution !== "number" ||
+      (dimensions !== undefined && dimensions !== null && Object.getPrototypeOf(dimensions) !== Object.prototype)
+    ) {
+      return this.validate(name, namespace, options);
     }
+    const cached = this.find(namespace, name, unit, resolution, dimensions as Record<string, unknown> | undefined);
+    if (cached !== undefined) return cached;
     const series = this.validate(name, namespace, options);
-    if (key !== undefined) {
-      if (this.byKey.size >= MAX_CACHED_SERIES) {
-        this.byKey.clear();
-        this.byHead.clear();
-      }
-      this.byKey.set(key, series);
+    if (this.size >= MAX_CACHED_SERIES) {
+      this.root = new Map();
+      this.byHead.clear();
+      this.size = 0;
     }
+    let node = step(step(step(step(this.root, namespace), name), unit), resolution);
+    if (dimensions) for (const dimName in dimensions) node = step(step(node, dimName), (dimensions as Record<string, unknown>)[dimName]);
+    node.set(END, series);
+    this.size += 1;
     return series;
+  }
+
+  private find(
+    namespace: string,
+    name: string,
+    unit: string,
+    resolution: number,
+    dimensions: Record<string, unknown> | null | undefined,
+  ): Series | undefined {
+    let node = this.root.get(namespace) as Node | undefined;
+    node = node?.get(name) as Node | undefined;
+    node = node?.get(unit) as Node | undefined;
+    node = node?.get(resolution) as Node | undefined;
+    if (node !== undefined && dimensions) {
+      for (const dimName in dimensions) {
+        node = node.get(dimName) as Node | undefined;
+        node = node?.get(dimensions[dimName]) as Node | undefined;
+        if (node === undefined) return undefined;
+      }
+    }
+    return node?.get(END) as Series | undefined;
   }
 
   private validate(name: unknown, namespace: unknown, options: SendOptions): Series {

@@ -210,6 +210,35 @@ describe("the caller never waits", () => {
   });
 });
 
+describe("the series cache", () => {
+  test("only an identical call hits it: a mutated dimensions object or a wrong type is judged again", async () => {
+    const sqs = new FakeSqs();
+    const p = producer({ sqsClient: sqs });
+    const dims: Record<string, unknown> = { Port: "443" };
+    p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string>, timestamp: MINUTE });
+    dims.Port = "8443";
+    p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string>, timestamp: MINUTE });
+    dims.Port = 443;
+    assert.throws(() => p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string> }), { rule: "dimension_value.type" });
+    assert.throws(() => p.sendMetric("Conn", 1, { unit: "Count/Second ", timestamp: MINUTE }), { rule: "unit.unknown" });
+    await p.flush(5000);
+    assert.deepEqual(sqs.metrics().map((m) => m.dimensions!.Port).sort(), ["443", "8443"]);
+  });
+
+  test("more series than it holds: every metric still arrives in its own series", async () => {
+    const sqs = new FakeSqs();
+    const p = producer({ sqsClient: sqs });
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 12_000; i++) p.sendMetric("Many", 1, { dimensions: { Id: `i${i}` }, timestamp: MINUTE });
+    }
+    await p.flush(10_000);
+    const ids = new Map<string, number>();
+    for (const m of sqs.metrics()) ids.set(m.dimensions!.Id!, (ids.get(m.dimensions!.Id!) ?? 0) + (m.counts?.[0] ?? m.values?.length ?? 1));
+    assert.equal(ids.size, 12_000);
+    assert.ok([...ids.values()].every((n) => n === 2));
+  });
+});
+
 describe("configuration", () => {
   test("the queue URL and namespace come from the environment; explicit options win", () => {
     process.env.METRICBATCH_QUEUE_URL = "https://example/env-queue";
