@@ -36,7 +36,8 @@ node-build: $(NODE_CLIENT)/dist/index.js
 
 setup: $(BIN)/.installed node_modules/.installed node-build
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed $(NODE_CLIENT)/node_modules/.installed
+	cd $(NODE_CLIENT) && npm run --silent lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy metricbatch lambdas infra app.py benchmarks

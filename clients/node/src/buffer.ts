@@ -70,10 +70,13 @@ export class MetricBuffer {
     return new Promise((resolve) => {
       const waiter: Waiter = { target, resolve };
       if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-        waiter.timer = setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, Math.max(0, timeoutMs));
+        waiter.timer = setTimeout(
+          () => {
+            this.waiters = this.waiters.filter((w) => w !== waiter);
+            resolve(false);
+          },
+          Math.max(0, timeoutMs),
+        );
       }
       this.waiters.push(waiter);
     });

@@ -34,7 +34,16 @@ export function flush(timeoutMs?: number): Promise<boolean> {
 export function stats(): ProducerStats {
   if (defaultProducer !== undefined) return defaultProducer.stats();
   return {
-    buffered: 0, accepted: 0, sent: 0, dropped: 0, fallbackPublished: 0, sendErrors: 0, invalid: 0, sqsRequests: 0,
-    messagesSent: 0, wireMetricsSent: 0, putMetricDataCalls: 0,
+    buffered: 0,
+    accepted: 0,
+    sent: 0,
+    dropped: 0,
+    fallbackPublished: 0,
+    sendErrors: 0,
+    invalid: 0,
+    sqsRequests: 0,
+    messagesSent: 0,
+    wireMetricsSent: 0,
+    putMetricDataCalls: 0,
   };
 }

@@ -18,7 +18,10 @@ async function main(): Promise<void> {
   const sqs = new SQSClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } });
   const outcome = await sendMessages(sqs, queueUrl, messages, policy);
   if (outcome.failed.length === 0) return;
-  const cloudwatch = new CloudWatchClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } });
+  const cloudwatch = new CloudWatchClient({
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
+  });
   const published = await publish(cloudwatch, packRequests(outcome.failed.flatMap((m) => m.datums)), policy);
   if (published.lost > 0) {
     process.emitWarning(`metricbatch dropped ${published.lost} metric(s) at exit: ${published.lastError}`);

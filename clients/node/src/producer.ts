@@ -57,7 +57,8 @@ export interface ProducerStats extends Counters {
 const NO_OPTIONS: SendOptions = Object.freeze({});
 
 function positive(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new ConfigurationError(`${name} must be a positive number, got ${value}`);
+  if (!(Number.isFinite(value) && value > 0))
+    throw new ConfigurationError(`${name} must be a positive number, got ${value}`);
   return value;
 }
 
@@ -76,8 +77,15 @@ export class MetricProducer implements ExitParticipant {
   private cloudwatchClient: CloudWatchSender | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly counters: Counters = {
-    sent: 0, dropped: 0, fallbackPublished: 0, sendErrors: 0, invalid: 0, sqsRequests: 0, messagesSent: 0,
-    wireMetricsSent: 0, putMetricDataCalls: 0,
+    sent: 0,
+    dropped: 0,
+    fallbackPublished: 0,
+    sendErrors: 0,
+    invalid: 0,
+    sqsRequests: 0,
+    messagesSent: 0,
+    wireMetricsSent: 0,
+    putMetricDataCalls: 0,
   };
   private lastDropWarning = 0;
   private dropsSinceWarning = 0;
@@ -116,7 +124,8 @@ export class MetricProducer implements ExitParticipant {
     try {
       series = this.series.lookup(name, namespace, options);
       if (
-        typeof value !== "number" || !(value <= MAX_ABS_VALUE && value >= -MAX_ABS_VALUE) ||
+        typeof value !== "number" ||
+        !(value <= MAX_ABS_VALUE && value >= -MAX_ABS_VALUE) ||
         (value !== 0 && value < MIN_ABS_VALUE && value > -MIN_ABS_VALUE)
       ) {
         value = checkValue(value);
@@ -162,7 +171,7 @@ export class MetricProducer implements ExitParticipant {
     this.stop();
   }
 
-  // -- ExitParticipant: what the exit hooks need -----------------------------------------------------------------------
+  // -- ExitParticipant: what the exit hooks need ---------------------------------------------------------------------
   get pending(): number {
     return this.buffer.accepted - this.buffer.handled;
   }
@@ -204,7 +213,10 @@ export class MetricProducer implements ExitParticipant {
 
   private sqs(): SqsSender {
     // maxAttempts 1: the sender's own jittered retries decide, and a dead endpoint fails over to the fallback fast.
-    this.sqsClient ??= new SQSClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 2000, requestTimeout: 10_000 } });
+    this.sqsClient ??= new SQSClient({
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: 2000, requestTimeout: 10_000 },
+    });
     return this.sqsClient;
   }
 

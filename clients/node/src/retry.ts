@@ -2,16 +2,34 @@
 
 // Codes CloudWatch and SQS use for throttling or a temporary fault; retrying later can succeed.
 const THROTTLING_CODES = new Set([
-  "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "RequestThrottled",
-  "TooManyRequestsException", "SlowDown", "RequestThrottledException",
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "TooManyRequestsException",
+  "SlowDown",
+  "RequestThrottledException",
 ]);
 const TRANSIENT_CODES = new Set([
-  "InternalServiceFault", "InternalFailure", "InternalError", "ServiceUnavailable", "RequestTimeout",
-  "RequestTimeoutException", "TimeoutError",
+  "InternalServiceFault",
+  "InternalFailure",
+  "InternalError",
+  "ServiceUnavailable",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "TimeoutError",
 ]);
 // Connection-level failures from Node's sockets.
 const NETWORK_CODES = new Set([
-  "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
 ]);
 
 interface AwsErrorShape {

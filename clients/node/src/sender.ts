@@ -194,7 +194,8 @@ export class Sender {
         counters.sent += message.samples;
         counters.wireMetricsSent += message.datums.length;
       }
-      if (outcome.failed.length > 0) debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
+      if (outcome.failed.length > 0)
+        debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
       return outcome.failed;
     } catch (error) {
       debug("cannot send to SQS: %s", error);

@@ -1,12 +1,6 @@
 // Validated series, cached by exactly what the caller passed, so a repeated series costs one Map lookup.
 import { InvalidMetricError } from "./errors.js";
-import {
-  checkDimensions,
-  checkName,
-  checkNamespace,
-  checkResolution,
-  checkUnit,
-} from "./validation.js";
+import { checkDimensions, checkName, checkNamespace, checkResolution, checkUnit } from "./validation.js";
 import { seriesHead, type Series } from "./wire.js";
 import type { SendOptions } from "./producer.js";
 
@@ -38,7 +32,9 @@ export class SeriesCache {
     const dimensions = options.dimensions;
     // Types validation must judge (or a Map, or a class instance as dimensions) always take the validating path.
     if (
-      typeof name !== "string" || typeof namespace !== "string" || typeof unit !== "string" ||
+      typeof name !== "string" ||
+      typeof namespace !== "string" ||
+      typeof unit !== "string" ||
       typeof resolution !== "number" ||
       (dimensions !== undefined && dimensions !== null && Object.getPrototypeOf(dimensions) !== Object.prototype)
     ) {
@@ -53,7 +49,9 @@ export class SeriesCache {
       this.size = 0;
     }
     let node = step(step(step(step(this.root, namespace), name), unit), resolution);
-    if (dimensions) for (const dimName in dimensions) node = step(step(node, dimName), (dimensions as Record<string, unknown>)[dimName]);
+    if (dimensions)
+      for (const dimName in dimensions)
+        node = step(step(node, dimName), (dimensions as Record<string, unknown>)[dimName]);
     node.set(END, series);
     this.size += 1;
     return series;

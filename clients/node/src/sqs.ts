@@ -7,7 +7,10 @@ import type { Datum } from "./wire.js";
 
 /** What the producer needs of an SQS client: `SQSClient` from @aws-sdk/client-sqs, or a fake in tests. */
 export interface SqsSender {
-  send(command: SendMessageBatchCommand, options?: { abortSignal?: AbortSignal }): Promise<SendMessageBatchCommandOutput>;
+  send(
+    command: SendMessageBatchCommand,
+    options?: { abortSignal?: AbortSignal },
+  ): Promise<SendMessageBatchCommandOutput>;
 }
 
 /** One SQS message: its body (ASCII JSON, so length = bytes), the datums it carries and their sample count. */

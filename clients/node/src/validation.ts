@@ -118,7 +118,10 @@ export function checkDimensions(dimensions: unknown): DimensionPairs {
   for (const [key, val] of entries) {
     const dimName = checkText("dimension_name", key, MAX_DIMENSION_NAME_LENGTH);
     if (dimName.startsWith(":")) {
-      throw new InvalidMetricError("dimension_name.colon", `dimension name must not start with ':': ${describe(dimName)}`);
+      throw new InvalidMetricError(
+        "dimension_name.colon",
+        `dimension name must not start with ':': ${describe(dimName)}`,
+      );
     }
     pairs.push([dimName, checkText("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)]);
   }
@@ -179,8 +182,12 @@ function parseIso(text: string): number {
   const ms = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!);
   const check = new Date(ms);
   if (
-    check.getUTCFullYear() !== year || check.getUTCMonth() !== month! - 1 || check.getUTCDate() !== day ||
-    hour! > 23 || minute! > 59 || second! > 59
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month! - 1 ||
+    check.getUTCDate() !== day ||
+    hour! > 23 ||
+    minute! > 59 ||
+    second! > 59
   ) {
     throw bad();
   }

@@ -80,35 +80,30 @@ export class FakeCloudWatch {
 
   /** (sum, sample count) over every accepted datum, optionally of one metric name. */
   totals(name?: string): [number, number] {
-    let sum = 0;
-    let count = 0;
-    for (const request of this.requests) {
-      for (const d of request.MetricData ?? []) {
-        if (name !== undefined && d.MetricName !== name) continue;
-        const values = d.Values ?? [d.Value!];
-        const counts = d.Counts ?? values.map(() => 1);
-        values.forEach((v, i) => {
-          sum += v * counts[i]!;
-          count += counts[i]!;
-        });
-      }
-    }
-    return [sum, count];
+    const datums = this.requests
+      .flatMap((r) => r.MetricData ?? [])
+      .filter((d) => name === undefined || d.MetricName === name);
+    return totalsOf(datums.map((d) => [d.Values ?? [d.Value!], d.Counts]));
   }
+}
+
+/** (sum, sample count) of (values, counts) pairs; counts default to 1 each. */
+function totalsOf(entries: Array<[number[], number[] | undefined]>): [number, number] {
+  let sum = 0;
+  let count = 0;
+  for (const [values, counts] of entries) {
+    values.forEach((v, i) => {
+      const n = counts?.[i] ?? 1;
+      sum += v * n;
+      count += n;
+    });
+  }
+  return [sum, count];
 }
 
 /** (sum, sample count) of wire metrics, optionally of one metric name. */
 export function wireTotals(metrics: WireMetric[], name?: string): [number, number] {
-  let sum = 0;
-  let count = 0;
-  for (const m of metrics) {
-    if (name !== undefined && m.name !== name) continue;
-    const values = m.values ?? [m.value!];
-    const counts = m.counts ?? values.map(() => 1);
-    values.forEach((v, i) => {
-      sum += v * counts[i]!;
-      count += counts[i]!;
-    });
-  }
-  return [sum, count];
+  return totalsOf(
+    metrics.filter((m) => name === undefined || m.name === name).map((m) => [m.values ?? [m.value!], m.counts]),
+  );
 }

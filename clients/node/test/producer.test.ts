@@ -9,7 +9,11 @@ const made: MetricProducer[] = [];
 
 function producer(options: ProducerOptions = {}): MetricProducer {
   const p = new MetricProducer({
-    queueUrl: QUEUE_URL, namespace: "Unit/Node", handleSignals: false, flushIntervalMs: 50, ...options,
+    queueUrl: QUEUE_URL,
+    namespace: "Unit/Node",
+    handleSignals: false,
+    flushIntervalMs: 50,
+    ...options,
   });
   made.push(p);
   return p;
@@ -30,7 +34,11 @@ describe("aggregation on the wire", () => {
     for (let i = 0; i < 1000; i++) {
       const value = i % 7;
       expected += value;
-      p.sendMetric("Latency", value, { unit: "Milliseconds", dimensions: { Host: `h${i % 5}` }, timestamp: MINUTE + (i % 60) });
+      p.sendMetric("Latency", value, {
+        unit: "Milliseconds",
+        dimensions: { Host: `h${i % 5}` },
+        timestamp: MINUTE + (i % 60),
+      });
     }
     assert.equal(await p.flush(5000), true);
     const metrics = sqs.metrics();
@@ -39,7 +47,10 @@ describe("aggregation on the wire", () => {
     for (const m of metrics) {
       assert.equal(m.timestamp, MINUTE); // the bucket start
       assert.equal(m.values!.length, 7);
-      assert.equal(m.counts!.reduce((a, b) => a + b), 200);
+      assert.equal(
+        m.counts!.reduce((a, b) => a + b),
+        200,
+      );
       assert.equal(m.unit, "Milliseconds");
     }
     assert.equal(p.stats().sent, 1000);
@@ -67,12 +78,18 @@ describe("aggregation on the wire", () => {
     p.sendMetric("Fast", 1, { storageResolution: 1, timestamp: MINUTE + 6.1 });
     await p.flush(5000);
     const once = sqs.metrics().filter((m) => m.name === "Once");
-    assert.deepEqual(once.map((m) => [m.value, m.values, m.timestamp]), [[3, undefined, MINUTE]]);
+    assert.deepEqual(
+      once.map((m) => [m.value, m.values, m.timestamp]),
+      [[3, undefined, MINUTE]],
+    );
     const fast = sqs.metrics().filter((m) => m.name === "Fast");
-    assert.deepEqual(fast.map((m) => [m.timestamp, m.resolution, m.values ?? [m.value], m.counts]), [
-      [MINUTE + 5, 1, [1], [2]],
-      [MINUTE + 6, 1, [1], undefined],
-    ]);
+    assert.deepEqual(
+      fast.map((m) => [m.timestamp, m.resolution, m.values ?? [m.value], m.counts]),
+      [
+        [MINUTE + 5, 1, [1], [2]],
+        [MINUTE + 6, 1, [1], undefined],
+      ],
+    );
   });
 
   test("dimension order does not split a series", async () => {
@@ -144,8 +161,11 @@ describe("fallback and drops", () => {
     const cloudwatch = new FakeCloudWatch();
     const p = producer({ sqsClient: sqs, cloudwatchClient: cloudwatch });
     for (let i = 0; i < 5000; i++) {
-      p.sendMetric("Fallback", i % 200, { namespace: i % 2 ? "Unit/A" : "Unit/B", dimensions: { Host: `h${i % 1500}` },
-        timestamp: MINUTE });
+      p.sendMetric("Fallback", i % 200, {
+        namespace: i % 2 ? "Unit/A" : "Unit/B",
+        dimensions: { Host: `h${i % 1500}` },
+        timestamp: MINUTE,
+      });
     }
     await p.flush(10_000);
     assert.equal(sqs.calls, 1); // not retryable: straight to the fallback
@@ -193,7 +213,8 @@ describe("the caller never waits", () => {
   test("a large round yields to the event loop while it merges and encodes", async () => {
     const sqs = new FakeSqs();
     const p = producer({ sqsClient: sqs, maxBuffered: 200_000 });
-    for (let i = 0; i < 100_000; i++) p.sendMetric("Big", i % 1000, { dimensions: { Host: `h${i % 3000}` }, timestamp: MINUTE });
+    for (let i = 0; i < 100_000; i++)
+      p.sendMetric("Big", i % 1000, { dimensions: { Host: `h${i % 3000}` }, timestamp: MINUTE });
     let turns = 0;
     let requestsAtFirstTurn = -1;
     const ticker = (): void => {
@@ -219,10 +240,20 @@ describe("the series cache", () => {
     dims.Port = "8443";
     p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string>, timestamp: MINUTE });
     dims.Port = 443;
-    assert.throws(() => p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string> }), { rule: "dimension_value.type" });
-    assert.throws(() => p.sendMetric("Conn", 1, { unit: "Count/Second ", timestamp: MINUTE }), { rule: "unit.unknown" });
+    assert.throws(() => p.sendMetric("Conn", 1, { dimensions: dims as Record<string, string> }), {
+      rule: "dimension_value.type",
+    });
+    assert.throws(() => p.sendMetric("Conn", 1, { unit: "Count/Second ", timestamp: MINUTE }), {
+      rule: "unit.unknown",
+    });
     await p.flush(5000);
-    assert.deepEqual(sqs.metrics().map((m) => m.dimensions!.Port).sort(), ["443", "8443"]);
+    assert.deepEqual(
+      sqs
+        .metrics()
+        .map((m) => m.dimensions!.Port)
+        .sort(),
+      ["443", "8443"],
+    );
   });
 
   test("more series than it holds: every metric still arrives in its own series", async () => {
@@ -233,7 +264,8 @@ describe("the series cache", () => {
     }
     await p.flush(10_000);
     const ids = new Map<string, number>();
-    for (const m of sqs.metrics()) ids.set(m.dimensions!.Id!, (ids.get(m.dimensions!.Id!) ?? 0) + (m.counts?.[0] ?? m.values?.length ?? 1));
+    for (const m of sqs.metrics())
+      ids.set(m.dimensions!.Id!, (ids.get(m.dimensions!.Id!) ?? 0) + (m.counts?.[0] ?? m.values?.length ?? 1));
     assert.equal(ids.size, 12_000);
     assert.ok([...ids.values()].every((n) => n === 2));
   });

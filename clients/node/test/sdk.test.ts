@@ -38,9 +38,18 @@ function recordingHandler(captured: Captured[], respond: (body: string) => unkno
 const credentials = { accessKeyId: "testing", secretAccessKey: "testing" };
 
 function series(namespace: string, i: number): Series {
-  const dimensions = [["Host", `host-${String(i).padStart(5, "0")}`], ["Service", "checkout"]] as const;
-  return { namespace, name: "Latency", unit: "Milliseconds", resolution: 60, dimensions,
-    head: seriesHead(namespace, "Latency", "Milliseconds", 60, dimensions) };
+  const dimensions = [
+    ["Host", `host-${String(i).padStart(5, "0")}`],
+    ["Service", "checkout"],
+  ] as const;
+  return {
+    namespace,
+    name: "Latency",
+    unit: "Milliseconds",
+    resolution: 60,
+    dimensions,
+    head: seriesHead(namespace, "Latency", "Milliseconds", 60, dimensions),
+  };
 }
 
 describe("@aws-sdk/client-cloudwatch as pinned", () => {
@@ -49,13 +58,22 @@ describe("@aws-sdk/client-cloudwatch as pinned", () => {
     const datums: Datum[] = [];
     for (let i = 0; i < 2500; i++) {
       const values = Array.from({ length: 150 }, (_, k) => 1000 * Math.random() + k);
-      datums.push({ series: series(i % 3 ? "Shop/A" : "Shop/B", i), timestamp: minute, values, counts: values.map((_, k) => k + 1) });
+      datums.push({
+        series: series(i % 3 ? "Shop/A" : "Shop/B", i),
+        timestamp: minute,
+        values,
+        counts: values.map((_, k) => k + 1),
+      });
     }
-    for (let i = 0; i < 1500; i++) datums.push({ series: series("Shop/A", 10_000 + i), timestamp: minute, values: [i], counts: [1] });
+    for (let i = 0; i < 1500; i++)
+      datums.push({ series: series("Shop/A", 10_000 + i), timestamp: minute, values: [i], counts: [1] });
     const requests = packRequests(datums);
     const captured: Captured[] = [];
     const client = new CloudWatchClient({
-      region: "us-east-1", credentials, disableRequestCompression: true, maxAttempts: 1,
+      region: "us-east-1",
+      credentials,
+      disableRequestCompression: true,
+      maxAttempts: 1,
       requestHandler: recordingHandler(captured, () => ({})),
     });
     const outcome = await publish(client, requests, { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 });
@@ -79,7 +97,10 @@ describe("@aws-sdk/client-cloudwatch as pinned", () => {
       }
     });
     assert.equal(samples, 2500 * ((150 * 151) / 2) + 1500);
-    assert.ok(captured.some((r) => Buffer.byteLength(r.body) > 900_000), "the byte limit, not the count, closed requests");
+    assert.ok(
+      captured.some((r) => Buffer.byteLength(r.body) > 900_000),
+      "the byte limit, not the count, closed requests",
+    );
   });
 });
 
@@ -87,18 +108,28 @@ describe("@aws-sdk/client-sqs as pinned", () => {
   test("the producer's SendMessageBatch goes through the real client and its response", async () => {
     const captured: Captured[] = [];
     const sqs = new SQSClient({
-      region: "us-east-1", credentials, maxAttempts: 1,
+      region: "us-east-1",
+      credentials,
+      maxAttempts: 1,
       requestHandler: recordingHandler(captured, (body) => {
         const entries = (JSON.parse(body) as { Entries: Array<{ Id: string; MessageBody: string }> }).Entries;
         return {
           Successful: entries.map((e) => ({
-            Id: e.Id, MessageId: `m-${e.Id}`, MD5OfMessageBody: createHash("md5").update(e.MessageBody).digest("hex"),
+            Id: e.Id,
+            MessageId: `m-${e.Id}`,
+            MD5OfMessageBody: createHash("md5").update(e.MessageBody).digest("hex"),
           })),
         };
       }),
     });
-    const producer = new MetricProducer({ queueUrl: QUEUE_URL, namespace: "Sdk/Test", sqsClient: sqs, handleSignals: false });
-    for (let i = 0; i < 1000; i++) producer.sendMetric("Requests", 1, { unit: "Count", dimensions: { Route: `/r${i % 10}` } });
+    const producer = new MetricProducer({
+      queueUrl: QUEUE_URL,
+      namespace: "Sdk/Test",
+      sqsClient: sqs,
+      handleSignals: false,
+    });
+    for (let i = 0; i < 1000; i++)
+      producer.sendMetric("Requests", 1, { unit: "Count", dimensions: { Route: `/r${i % 10}` } });
     assert.equal(await producer.flush(5000), true);
     await producer.close();
     assert.equal(captured[0]!.headers["x-amz-target"], "AmazonSQS.SendMessageBatch");

@@ -50,7 +50,17 @@ describe("timer", () => {
   test("a sync function that throws: the error passes through, recorded as Error 1", async () => {
     const sqs = new FakeSqs();
     const producer = producerOver(sqs);
-    assert.throws(() => timer("S3.PutObject", () => { throw new RangeError("boom"); }, { producer }), RangeError);
+    assert.throws(
+      () =>
+        timer(
+          "S3.PutObject",
+          () => {
+            throw new RangeError("boom");
+          },
+          { producer },
+        ),
+      RangeError,
+    );
     await producer.flush(5000);
     const m = byName(sqs.metrics());
     assert.equal(m["S3.PutObject.Success"]!.value, 0);
@@ -60,8 +70,27 @@ describe("timer", () => {
   test("an async function: timed until it settles; a rejection is recorded and passed on", async () => {
     const sqs = new FakeSqs();
     const producer = producerOver(sqs);
-    assert.equal(await timer("Slow", async () => { await delay(30); return "ok"; }, { producer }), "ok");
-    await assert.rejects(timer("Failing", async () => { throw new TypeError("nope"); }, { producer }), TypeError);
+    assert.equal(
+      await timer(
+        "Slow",
+        async () => {
+          await delay(30);
+          return "ok";
+        },
+        { producer },
+      ),
+      "ok",
+    );
+    await assert.rejects(
+      timer(
+        "Failing",
+        async () => {
+          throw new TypeError("nope");
+        },
+        { producer },
+      ),
+      TypeError,
+    );
     await producer.flush(5000);
     const m = byName(sqs.metrics());
     assert.ok(m["Slow"]!.value! >= 25, `timed ${m["Slow"]!.value} ms for a 30 ms wait`);
@@ -74,21 +103,30 @@ describe("flushAfter", () => {
   test("everything the handler sent is on the queue when the wrapped handler resolves", async () => {
     const sqs = new FakeSqs();
     const producer = producerOver(sqs);
-    const handler = flushAfter(async (event: { n: number }) => {
-      for (let i = 0; i < event.n; i++) producer.sendMetric("Handled", 1);
-      return { statusCode: 200 };
-    }, { producer });
+    const handler = flushAfter(
+      async (event: { n: number }) => {
+        for (let i = 0; i < event.n; i++) producer.sendMetric("Handled", 1);
+        return { statusCode: 200 };
+      },
+      { producer },
+    );
     assert.deepEqual(await handler({ n: 25 }), { statusCode: 200 });
-    assert.equal(sqs.metrics().reduce((n, m) => n + (m.counts?.[0] ?? 1), 0), 25);
+    assert.equal(
+      sqs.metrics().reduce((n, m) => n + (m.counts?.[0] ?? 1), 0),
+      25,
+    );
   });
 
   test("a handler that throws still flushes, and the error passes through", async () => {
     const sqs = new FakeSqs();
     const producer = producerOver(sqs);
-    const handler = flushAfter(async () => {
-      producer.sendMetric("BeforeError", 1);
-      throw new Error("handler failed");
-    }, { producer });
+    const handler = flushAfter(
+      async () => {
+        producer.sendMetric("BeforeError", 1);
+        throw new Error("handler failed");
+      },
+      { producer },
+    );
     await assert.rejects(handler(), /handler failed/);
     assert.equal(sqs.metrics().length, 1);
   });
@@ -109,6 +147,9 @@ describe("module-level helpers", () => {
     assert.equal(stats().buffered, 1);
     assert.equal(await flush(5000), true);
     assert.deepEqual([stats().sent, stats().buffered], [1, 0]);
-    assert.deepEqual(sqs.metrics().map((m) => [m.namespace, m.name, m.value]), [["Unit/Timer", "Helper", 7]]);
+    assert.deepEqual(
+      sqs.metrics().map((m) => [m.namespace, m.name, m.value]),
+      [["Unit/Timer", "Helper", 7]],
+    );
   });
 });

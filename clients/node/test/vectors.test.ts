@@ -32,7 +32,8 @@ function decode(value: unknown, now: number): unknown {
   if ("$int" in v) return BigInt(v.$int as string);
   if ("$repeat" in v) return (v.$repeat as string).repeat(v.times as number);
   if ("$count" in v) return Object.fromEntries(Array.from({ length: v.$count as number }, (_, i) => [`D${i}`, "v"]));
-  if ("$pairs" in v) return Object.fromEntries((v.$pairs as unknown[][]).map(([k, x]) => [decode(k, now), decode(x, now)]));
+  if ("$pairs" in v)
+    return Object.fromEntries((v.$pairs as unknown[][]).map(([k, x]) => [decode(k, now), decode(x, now)]));
   if ("$now_plus" in v) return now + (v.$now_plus as number);
   if ("$date_now_plus" in v) return new Date((now + (v.$date_now_plus as number)) * 1000);
   if ("$iso_now_plus" in v) return isoAt(now + (v.$iso_now_plus as number), v.zone as string);
@@ -42,8 +43,13 @@ function decode(value: unknown, now: number): unknown {
 function callOf(producer: MetricProducer, vector: Vector, now: number): void {
   const raw = vector.call;
   const options: Record<string, unknown> = {};
-  const names = { namespace: "namespace", unit: "unit", dimensions: "dimensions", timestamp: "timestamp",
-    resolution: "storageResolution" } as const;
+  const names = {
+    namespace: "namespace",
+    unit: "unit",
+    dimensions: "dimensions",
+    timestamp: "timestamp",
+    resolution: "storageResolution",
+  } as const;
   for (const [key, option] of Object.entries(names)) if (key in raw) options[option] = decode(raw[key], now);
   producer.sendMetric(decode(raw.name, now) as string, decode(raw.value, now) as number, options as SendOptions);
 }
@@ -59,9 +65,21 @@ describe("shared validation vectors", () => {
     for (const kind of ["name", "namespace", "dimension_name", "dimension_value"]) {
       for (const rule of ["empty", "length", "ascii"]) assert.ok(rules.has(`${kind}.${rule}`), `${kind}.${rule}`);
     }
-    for (const rule of ["namespace.missing", "namespace.reserved", "namespace.colon", "dimensions.count",
-      "value.finite", "value.range", "value.type", "unit.unknown", "resolution.value", "timestamp.too_old",
-      "timestamp.too_new", "timestamp.type", "timestamp.format"]) {
+    for (const rule of [
+      "namespace.missing",
+      "namespace.reserved",
+      "namespace.colon",
+      "dimensions.count",
+      "value.finite",
+      "value.range",
+      "value.type",
+      "unit.unknown",
+      "resolution.value",
+      "timestamp.too_old",
+      "timestamp.too_new",
+      "timestamp.type",
+      "timestamp.format",
+    ]) {
       assert.ok(rules.has(rule), rule);
     }
   });
