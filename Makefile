@@ -41,8 +41,8 @@ lint: $(BIN)/.installed $(NODE_CLIENT)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy metricbatch lambdas infra app.py benchmarks
-	# Each test tier on its own: their conftest/support modules are top-level modules for pytest.
-	for tier in tests/*/; do $(BIN)/mypy $$tier || exit 1; done
+	# Each test tier on its own: their conftest/support modules are top-level modules for pytest (tests/vectors: data).
+	for tier in tests/*/; do ls $$tier*.py >/dev/null 2>&1 || continue; $(BIN)/mypy $$tier || exit 1; done
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .
