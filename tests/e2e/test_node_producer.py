@@ -38,10 +38,18 @@ def node_entry() -> str:
     return ENTRY.as_uri()
 
 
-@pytest.fixture
-def pipeline() -> Iterator[LocalPipeline]:
+@pytest.fixture(scope="module")
+def shared_pipeline() -> Iterator[LocalPipeline]:
     with LocalPipeline(queue_name=f"node-{time.monotonic_ns()}") as p:
         yield p
+
+
+@pytest.fixture
+def pipeline(shared_pipeline: LocalPipeline) -> Iterator[LocalPipeline]:
+    """One embedded AWS for the module (each test writes its own namespace); counters and faults start clean."""
+    shared_pipeline.aws.ledger.reset()
+    yield shared_pipeline
+    shared_pipeline.aws.faults.clear()
 
 
 def _run_node(
