@@ -22,7 +22,7 @@ DEPLOY_COMMAND = $(CDK) deploy --app $(ASSEMBLY) $(DEPLOY_ARGS)
 DIFF_COMMAND = $(CDK) diff --app $(ASSEMBLY)
 
 .PHONY: setup lint format test test-fast demo synth validate assembly deploy diff deploy-dry-run lambda-deps \
-	bench soak clean
+	test-node node-build bench soak clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,21 +47,41 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 lambda-deps: $(BIN)/.installed
 	$(BIN)/python -m infra.artifact build-deps
 
-setup: $(BIN)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed lambda-deps
 
-lint: $(BIN)/.installed
+# The Node producer (clients/node): pinned by its package-lock.json, installed with npm ci, built with tsc.
+NODE_CLIENT := clients/node
+NODE_SOURCES := $(wildcard $(NODE_CLIENT)/src/*.ts) $(NODE_CLIENT)/tsconfig.json $(NODE_CLIENT)/package.json
+
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_CLIENT)/dist/index.js: $(NODE_CLIENT)/node_modules/.installed $(NODE_SOURCES)
+	cd $(NODE_CLIENT) && npm run --silent build
+	touch $@
+
+node-build: $(NODE_CLIENT)/dist/index.js
+
+setup: $(BIN)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed lambda-deps node-build
+
+lint: $(BIN)/.installed $(NODE_CLIENT)/node_modules/.installed
+	cd $(NODE_CLIENT) && npm run --silent lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy metricbatch lambdas infra app.py benchmarks
-	# Each test tier on its own: their conftest/support modules are top-level modules for pytest.
-	for tier in tests/*/; do $(BIN)/mypy $$tier || exit 1; done
+	# Each test tier on its own: their conftest/support modules are top-level modules for pytest (tests/vectors: data).
+	for tier in tests/*/; do ls $$tier*.py >/dev/null 2>&1 || continue; $(BIN)/mypy $$tier || exit 1; done
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# node:test unit tests of the Node producer (type-checked and compiled with its tests first).
+test-node: node-build
+	cd $(NODE_CLIENT) && npm test --silent
+
 # The deploy dry run proves the deploy command line without credentials: synth and validate prod, print the rest.
-test: setup lint
+test: setup lint test-node
 	$(MAKE) --no-print-directory deploy-dry-run ENV=prod
 	$(BIN)/pytest
 
@@ -95,11 +115,12 @@ deploy-dry-run: assembly
 	@echo "make deploy ENV=$(ENV) would now run:"
 	@echo '  $(DEPLOY_COMMAND)'
 
-bench: $(BIN)/.installed lambda-deps
+bench: $(BIN)/.installed lambda-deps node-build
 	$(BIN)/python -m benchmarks
 
 soak: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.soak
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .mypy_cache .ruff_cache .pytest_cache \
+		$(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build

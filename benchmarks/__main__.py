@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold_start, designs, handler, micro
+from benchmarks import cold_start, designs, handler, micro, node
 from benchmarks.report import TARGETS, check_targets, print_tables, write_chart
 from benchmarks.workloads import workloads
 from metricbatch.emulator.stack import LocalPipeline
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small runs, for checking the harness")
     parser.add_argument("--out", default=str(REPO / "bench-results"), help="directory for bench.json")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/bench/")
+    parser.add_argument("--node-only", action="store_true", help="only the Node producer's measurements")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}", file=sys.stderr)
 
+    if args.node_only:
+        node.print_results(node.run(quick=args.quick))
+        return 0
     print("designs side by side (embedded AWS over HTTP):", file=sys.stderr)
     results: dict[str, Any] = {"machine": info, "designs": run_designs(scale)}
 
@@ -98,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     results["handler"] = handler.handler_vs_floor(repeats=2 if args.quick else 5)
     results["cold_import"] = cold_start.cold_import(rounds=3 if args.quick else 9)
     results["producer_outage"] = micro.producer_memory_under_outage(calls=100_000 if args.quick else 1_000_000)
+    print("the Node producer: sendMetric latency, SQS requests next to the Python producer:", file=sys.stderr)
+    results["node_producer"] = node.run(quick=args.quick)
     results["targets"] = check_targets(results)
     results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     results["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     print_tables(results)
+    node.print_results(results["node_producer"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, sort_keys=True, default=str) + "\n"

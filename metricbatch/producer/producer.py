@@ -33,7 +33,7 @@ from metricbatch.cloudwatch.aggregation import DatumAggregator
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
 from metricbatch.exceptions import ConfigurationError, InvalidMetricError
-from metricbatch.limits import MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+from metricbatch.limits import MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, MIN_ABS_VALUE, SQS_MESSAGE_HEADROOM_BYTES
 from metricbatch.validation import (
     Dimensions,
     check_dimensions,
@@ -156,7 +156,11 @@ class MetricProducer:
             key, series = None, None
         if series is None:
             series = self._new_series(key, ns, name, unit, storage_resolution, dimensions)
-        if value.__class__ is not float or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails this too
+        # Fast path: a float within CloudWatch's magnitudes (NaN fails this); the rest, tiny values included (rounded
+        # to 0), goes through check_value.
+        if value.__class__ is not float or not (
+            MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE or value == 0.0
+        ):
             try:
                 value = check_value(value)
             except InvalidMetricError:
