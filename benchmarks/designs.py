@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.workloads import Metric, Workload
+from metricbatch.batcher.self_metrics import METRICS_PUBLISHED, SERVICE_DIMENSION, api_calls_saved
 from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.limits import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -83,6 +85,13 @@ class DesignRun:
     @property
     def per_million(self) -> DesignCost:
         return self.cost.scaled(1_000_000 / self.metrics_run)
+
+    @property
+    def api_calls_saved_per_million(self) -> float:
+        """The batcher's definition (samples published less PutMetricData calls), per million metrics. Designs
+        without a batcher publish every metric they send; metricbatch's figure is its own self-metrics'."""
+        published = float(self.counts.get("metrics_published", self.metrics_run))
+        return api_calls_saved(published, float(self.counts["put_metric_data"])) * 1_000_000 / self.metrics_run
 
 
 def _datum(metric: Metric) -> dict[str, Any]:
@@ -232,6 +241,7 @@ def _produce(pipeline: LocalPipeline, workload: Workload, producers: int = 4) ->
 def run_metricbatch(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
     poller = pipeline.poller
     before_seconds, before_invocations = poller.stats.handler_seconds, poller.stats.invocations
+    published_before = _self_metric(pipeline, METRICS_PUBLISHED)
     ledger.reset()
     started = time.perf_counter()
     producers = _produce(pipeline, workload)
@@ -246,10 +256,18 @@ def run_metricbatch(pipeline: LocalPipeline, ledger: BilledLedger, workload: Wor
     run.counts["messages"] = sum(s["messages_sent"] for s in stats)
     # Measured what it says: wire bytes from the producers' own count of the bodies SQS accepted.
     run.counts["wire_bytes_per_metric"] = sum(s["wire_bytes"] for s in stats) / max(1, run.counts["producer"]["sent"])
+    # What the batcher says it published (EMF self-metrics, extracted into the embedded CloudWatch)
+    run.counts["metrics_published"] = _self_metric(pipeline, METRICS_PUBLISHED) - published_before
+    if run.counts["metrics_published"] != len(workload):
+        run.notes.append(f"the batcher published {run.counts['metrics_published']:,.0f} of {len(workload):,}")
     if run.counts["producer"]["sent"] != len(workload):
         run.notes.append(f"producer stats: {run.counts['producer']}")
     run.notes.append("handler seconds include the embedded AWS answering its calls in the same process")
     return run
+
+
+def _self_metric(pipeline: LocalPipeline, name: str) -> float:
+    return pipeline.read_series(SELF_METRICS_NAMESPACE, name, {SERVICE_DIMENSION: LOCAL_SERVICE_NAME})[0]
 
 
 DESIGNS = (run_direct, run_old_batcher, run_naive_queue, run_metricbatch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cold_start
+
 ORDER = ("direct", "old-batcher-20", "naive-queue", "metricbatch")
 TARGETS = (
     "steady: PutMetricData calls >= 99.9% fewer than one per metric",
@@ -17,8 +19,8 @@ TARGETS = (
     "send_metric >= 200x faster than a direct call (median per-round ratio, p50 and p99)",
     "sender keeps up with >= 200,000 metrics/s per process (steady, SQS healthy, no drops)",
     "steady: SQS billed requests <= 1,000 per million metrics",
-    "handler within 2x of its floor per metric",
-    "handler import <= 100 ms over import boto3",
+    "handler within 2x of its floor per metric (aggregated bodies)",
+    "handler cold import from the deployment package <= 60 ms over import boto3",
     "producer memory <= 64 MB under a full outage",
 )
 
@@ -34,7 +36,7 @@ def _sustained_rate(throughput: dict[str, Any]) -> float:
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ours = {name: w["designs"]["metricbatch"] for name, w in results["designs"].items()}
     lat = results["send_metric_latency_us"]
-    handler, imports, outage = results["handler"], results["import"], results["producer_outage"]
+    handler, imports, outage = results["handler"], results["cold_import"], results["producer_outage"]
     checks = [
         (ours["steady"]["put_metric_data_reduction_vs_direct_pct"], ">=", 99.9, "%"),
         (min(o["dollars_vs_direct"] for o in ours.values()), ">=", 1000.0, "x"),
@@ -46,8 +48,8 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         (min(lat["vs_direct"]["p50"], lat["vs_direct"]["p99"]), ">=", 200.0, "x"),
         (_sustained_rate(results["sender_throughput"]), ">=", 200_000.0, "metrics/s"),
         (ours["steady"]["per_million"]["sqs_requests"], "<=", 1000.0, "requests"),
-        (handler["handler_over_floor"], "<=", 2.0, "x"),
-        (imports["handler_over_boto3_ms"], "<=", 100.0, "ms"),
+        (handler["aggregated"]["handler_over_floor"], "<=", 2.0, "x"),
+        (imports["handler_over_boto3_ms"], "<=", 60.0, "ms"),
         (outage["peak_mb"], "<=", 64.0, "MB"),
     ]
     return [
@@ -67,9 +69,10 @@ def print_tables(results: dict[str, Any]) -> None:
     print(f"\nmetricbatch bench — {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}")
     print("Per million metrics; real requests to the embedded AWS over HTTP, counted by the gateway.")
     print("SQS requests are billed 64 KiB chunks of send + receive + delete; Lambda arm64; prices from constants.py.")
+    print("Calls saved: metrics published less PutMetricData calls (the batcher's ApiCallsSaved definition).")
     header = (
         f"{'workload':<17}{'design':<34}{'PutMetricData':>14}{'SQS req':>10}{'invocations':>12}"
-        f"{'GB-s':>9}{'$':>10}{'vs direct':>11}{'vs old':>9}"
+        f"{'GB-s':>9}{'$':>10}{'vs direct':>11}{'vs old':>9}{'calls saved':>13}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     notes: list[str] = []
@@ -81,6 +84,7 @@ def print_tables(results: dict[str, Any]) -> None:
                 f"{name:<17}{d['label']:<34}{pm['put_metric_data_calls']:>14,.0f}{pm['sqs_requests']:>10,.0f}"
                 f"{pm['lambda_invocations']:>12,.0f}{pm['lambda_gb_seconds']:>9,.2f}{pm['dollars']:>10.4f}"
                 f"{d['dollars_vs_direct']:>10,.0f}x{d['dollars_vs_old_batcher']:>8,.1f}x"
+                f"{d['api_calls_saved_per_million']:>13,.0f}"
             )
             notes += [f"{name}/{design}: {n}" for n in d["notes"]]
         print()
@@ -89,7 +93,7 @@ def print_tables(results: dict[str, Any]) -> None:
     print("  Custom-metric storage ($0.30 per metric-month) is the same for every design: batching does not change it.")
 
     lat, direct = results["send_metric_latency_us"], results["direct_call_latency_us"]
-    handler, imports, outage = results["handler"], results["import"], results["producer_outage"]
+    handler, outage = results["handler"], results["producer_outage"]
     print(
         f"\ncaller's thread, {lat['calls']:,} calls unpaced with the sender live, median of {lat['rounds']} shuffled "
         "rounds:"
@@ -116,17 +120,17 @@ def print_tables(results: dict[str, Any]) -> None:
         wire = workload["designs"]["metricbatch"]["requests"].get("wire_bytes_per_metric")
         if wire is not None:
             print(f"wire bytes per metric, {name}: {wire:.1f}")
+    old, aggregated = handler["old_format"], handler["aggregated"]
     print(
-        f"handler, full batch ({handler['messages']} messages, {handler['metrics']:,} metrics, "
-        f"{handler['body_bytes'] / 1e6:.1f} MB; network stubbed): {handler['handler_us_per_metric']:.2f} us/metric "
-        f"(batcher logic alone {handler['logic_us_per_metric']:.2f}); floor (json parse + serialize) "
-        f"{handler['floor_us_per_metric']:.2f} us/metric -> {handler['handler_over_floor']:.2f}x; "
-        f"peak memory {handler['handler_peak_memory_mb']:.1f} MB"
+        f"handler CPU per metric, full batch ({handler['messages']} messages, {handler['metrics']:,} metrics; "
+        f"network stubbed, production clients, fresh message ids): floor (json parse of one-entry-per-metric "
+        f"bodies + serialize the requests) {handler['floor_us_per_metric']:.2f} us; "
+        f"one entry per metric ({old['body_bytes'] / 1e6:.1f} MB) {old['handler_us_per_metric']:.2f} us -> "
+        f"{old['handler_over_floor']:.2f}x; aggregated ({aggregated['body_bytes'] / 1e6:.2f} MB, "
+        f"{aggregated['wire_entries']:,} entries) {aggregated['handler_us_per_metric']:.2f} us -> "
+        f"{aggregated['handler_over_floor']:.2f}x; peak memory {handler['handler_peak_memory_mb']:.1f} MB"
     )
-    print(
-        f"cold import: boto3 {imports['boto3_ms']:.0f} ms, boto3 + handler {imports['with_handler_ms']:.0f} ms "
-        f"-> +{imports['handler_over_boto3_ms']:.0f} ms (best of 5, fresh processes)"
-    )
+    print(cold_start.describe(results["cold_import"]))
     print(
         f"producer under a full outage (SQS and CloudWatch unreachable): {outage['calls']:,} calls in "
         f"{outage['seconds']:.1f} s, peak {outage['peak_mb']:.1f} MB (tracemalloc), buffered "

@@ -201,11 +201,12 @@ def run_soak(
     with LocalPipeline(window_seconds=window, concurrency=2) as pipeline:
         from metricbatch.batcher import handler as batcher_lambda
 
-        # The handler caches its clients by endpoint; put the probe-watching wrapper in that cache.
-        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-        batcher_lambda._clients[f"cloudwatch@{endpoint}"] = ProbeWatchingCloudWatch(
-            batcher_lambda._client("cloudwatch"), probes
-        )
+        def client(service: str) -> Any:
+            created = batcher_lambda.create_client(service)
+            return ProbeWatchingCloudWatch(created, probes) if service == "cloudwatch" else created
+
+        # A sandbox whose CloudWatch client watches the probes go out.
+        batcher_lambda.new_sandbox(batcher_lambda.BatcherFunction(client_factory=client))
         pipeline.start_polling()
         send_start = time.monotonic()
         until = send_start + seconds

@@ -14,6 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.pipeline import MetricPipeline, removal_policy, service_name
+from metricbatch.batcher.self_metrics import METRICS_REJECTED, SERVICE_DIMENSION
 from metricbatch.deploy import PipelineSettings
 
 ALARM_PERIOD: Final = cdk.Duration.minutes(1)
@@ -25,7 +26,7 @@ def self_metric(settings: PipelineSettings, name: str, *, period: cdk.Duration |
     return cloudwatch.Metric(
         namespace=settings.self_metrics_namespace,
         metric_name=name,
-        dimensions_map={"service": service_name(settings)},
+        dimensions_map={SERVICE_DIMENSION: service_name(settings)},
         statistic=cloudwatch.Stats.SUM,
         period=period or FUNCTION_ALARM_PERIOD,
     )
@@ -138,9 +139,9 @@ class PipelineAlarms(Construct):
                 at_least,
             ),
             "metrics_rejected": alarm(
-                "MetricsRejected",
+                METRICS_REJECTED,
                 "producers sent metrics the batcher rejected; see the DLQ for reasons",
-                self_metric(settings, "MetricsRejected"),
+                self_metric(settings, METRICS_REJECTED),
                 settings.alarm_metrics_rejected,
                 at_least,
             ),

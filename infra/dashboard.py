@@ -11,6 +11,16 @@ from constructs import Construct
 
 from infra.alarms import self_metric
 from infra.pipeline import MetricPipeline
+from metricbatch.batcher.self_metrics import (
+    DUPLICATE_MESSAGES_SKIPPED,
+    MESSAGES_REQUEUED,
+    MESSAGES_SET_ASIDE,
+    METRICS_PUBLISHED,
+    METRICS_RECEIVED,
+    METRICS_REJECTED,
+    PUT_METRIC_DATA_CALLS,
+    PUT_METRIC_DATA_RETRIES,
+)
 from metricbatch.deploy import PipelineSettings
 from metricbatch.limits import (
     PRICE_CUSTOM_METRIC_MONTH,
@@ -20,17 +30,6 @@ from metricbatch.limits import (
     PRICE_SQS_PER_REQUEST,
 )
 
-# The self-metrics the batcher emits as EMF (namespace settings.self_metrics_namespace, dimension "service").
-SELF_METRIC_NAMES: Final = (
-    "MetricsReceived",
-    "MetricsRejected",
-    "MetricsPublished",
-    "PutMetricDataCalls",
-    "ApiCallsSaved",
-    "PutMetricDataRetries",
-    "MessagesRequeued",
-    "MessagesSetAside",
-)
 TREND_PERIOD: Final = cdk.Duration.hours(1)
 OPS_PERIOD: Final = cdk.Duration.minutes(5)
 MB_PER_GB: Final = 1024
@@ -75,7 +74,8 @@ class SavingsDashboard(Construct):
                 markdown=(
                     f"# metricbatch {settings.name}: savings\n"
                     "Savings are measured against one `PutMetricData` call per metric "
-                    f"(${_number(PRICE_PUT_METRIC_DATA_PER_REQUEST * 1000)} per 1,000 calls). "
+                    f"(${_number(PRICE_PUT_METRIC_DATA_PER_REQUEST * 1000)} per 1,000 calls): calls saved = metrics "
+                    "published - PutMetricData calls (data being retried or re-queued saves nothing until published). "
                     f"Pipeline cost: SQS requests (${_number(PRICE_SQS_PER_REQUEST * 1e6)}/million, counted per "
                     "message, so an upper bound) and the batcher "
                     f"(${_number(PRICE_LAMBDA_PER_REQUEST * 1e6)}/million invocations, "
@@ -97,7 +97,7 @@ class SavingsDashboard(Construct):
         return [
             cloudwatch.SingleValueWidget(
                 title="Over the selected time range",
-                metrics=[m.received, m.calls, m.saved, m.reduction_percent],
+                metrics=[m.published, m.calls, m.saved, m.reduction_percent],
                 set_period_to_time_range=True,
                 full_precision=False,
                 width=12,
@@ -118,7 +118,7 @@ class SavingsDashboard(Construct):
         return [
             cloudwatch.GraphWidget(
                 title="Metrics in, PutMetricData calls out (per hour)",
-                left=[m.received, self_metric(settings, "MetricsPublished", period=TREND_PERIOD), m.calls, m.saved],
+                left=[m.received, m.published, m.calls, m.saved],
                 right=[m.reduction_percent],
                 right_y_axis=cloudwatch.YAxisProps(label="% of calls saved", min=0, max=100, show_units=False),
                 width=12,
@@ -198,10 +198,16 @@ class SavingsDashboard(Construct):
                 width=6,
             ),
             cloudwatch.GraphWidget(
-                title="Rejected, retried, re-queued, set aside",
+                title="Rejected, retried, re-queued, set aside, duplicates skipped",
                 left=[
                     self_metric(settings, name, period=OPS_PERIOD)
-                    for name in ("MetricsRejected", "PutMetricDataRetries", "MessagesRequeued", "MessagesSetAside")
+                    for name in (
+                        METRICS_REJECTED,
+                        PUT_METRIC_DATA_RETRIES,
+                        MESSAGES_REQUEUED,
+                        MESSAGES_SET_ASIDE,
+                        DUPLICATE_MESSAGES_SKIPPED,
+                    )
                 ],
                 width=6,
             ),
@@ -215,19 +221,27 @@ class _SavingsMath:
         def metric(name: str) -> cloudwatch.Metric:
             return self_metric(settings, name, period=period)
 
-        self.received = metric("MetricsReceived").with_(label="Metrics received")
-        self.calls = metric("PutMetricDataCalls").with_(label="PutMetricData calls")
-        self.saved = metric("ApiCallsSaved").with_(label="API calls saved")
+        self.received = metric(METRICS_RECEIVED).with_(label="Metrics received")
+        self.published = metric(METRICS_PUBLISHED).with_(label="Metrics published")
+        self.calls = metric(PUT_METRIC_DATA_CALLS).with_(label="PutMetricData calls")
+        # The batcher's definition (self_metrics.api_calls_saved): samples published less the calls that published
+        # them; data received but not (yet) published saves nothing, and is counted once when it is published.
+        self.saved = cloudwatch.MathExpression(
+            expression="FILL(published, 0) - FILL(calls, 0)",
+            using_metrics={"published": metric(METRICS_PUBLISHED), "calls": metric(PUT_METRIC_DATA_CALLS)},
+            label="API calls saved",
+            period=period,
+        )
         self.reduction_percent = cloudwatch.MathExpression(
-            expression="IF(FILL(saved, 0) + FILL(calls, 0) > 0, "
-            "100 * FILL(saved, 0) / (FILL(saved, 0) + FILL(calls, 0)), 0)",
-            using_metrics={"saved": metric("ApiCallsSaved"), "calls": metric("PutMetricDataCalls")},
+            expression="IF(FILL(published, 0) > 0, "
+            "100 * (FILL(published, 0) - FILL(calls, 0)) / FILL(published, 0), 0)",
+            using_metrics={"published": metric(METRICS_PUBLISHED), "calls": metric(PUT_METRIC_DATA_CALLS)},
             label="API calls saved (%)",
             period=period,
         )
         self.dollars_saved = cloudwatch.MathExpression(
-            expression=f"FILL(saved, 0) * {_number(PRICE_PUT_METRIC_DATA_PER_REQUEST)}",
-            using_metrics={"saved": metric("ApiCallsSaved")},
+            expression=f"saved * {_number(PRICE_PUT_METRIC_DATA_PER_REQUEST)}",
+            using_metrics={"saved": self.saved},
             label="Saved on PutMetricData ($)",
             period=period,
         )

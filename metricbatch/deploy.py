@@ -7,6 +7,7 @@ so the local runtime creates its queue and DLQ with exactly the settings the dev
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,10 @@ from metricbatch.limits import (
 )
 
 STACK_NAME_PREFIX = "MetricBatching"
+# encryption_key: SQS-owned keys (SSE-SQS), a customer managed KMS key the stack creates, or an existing key's ARN.
+ENCRYPTION_SQS_MANAGED = "sqs-managed"
+ENCRYPTION_KMS = "kms"
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +50,8 @@ class PipelineSettings:
     alarm_metrics_rejected: int = 1
     self_metrics_namespace: str = SELF_METRICS_NAMESPACE
     tags: dict[str, str] = field(default_factory=dict)
+    # Queues, DLQ and the batcher's log group: "sqs-managed" | "kms" (a new key, rotated yearly) | a KMS key ARN.
+    encryption_key: str = ENCRYPTION_SQS_MANAGED
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_SQS_BATCH_SIZE:
@@ -57,6 +64,14 @@ class PipelineSettings:
             raise ConfigurationError("max_receive_count must be at least 1")
         if self.max_concurrency < 2:
             raise ConfigurationError("max_concurrency must be at least 2 (the event source mapping minimum)")
+        if self.encryption_key not in {ENCRYPTION_SQS_MANAGED, ENCRYPTION_KMS} and not _KMS_KEY_ARN.match(
+            self.encryption_key
+        ):
+            raise ConfigurationError(
+                f"encryption_key {self.encryption_key!r} is none of {ENCRYPTION_SQS_MANAGED!r}, {ENCRYPTION_KMS!r} "
+                "or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID: IAM grants and CloudWatch Logs need the key, "
+                "not an alias)"
+            )
 
     @property
     def stack_name(self) -> str:

@@ -91,6 +91,10 @@ MAX_SQS_WAIT_SECONDS: Final = 20
 MAX_LAMBDA_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
 MAX_BATCHING_WINDOW_SECONDS: Final = 300
 MAX_SQS_BATCH_SIZE: Final = 10_000
+# Lambda function configuration: memory 128 MB to 10,240 MB; timeout at most 900 s (15 minutes).
+MIN_LAMBDA_MEMORY_MB: Final = 128
+MAX_LAMBDA_MEMORY_MB: Final = 10_240
+MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
 # AWS guidance: queue visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
 

@@ -6,11 +6,12 @@ The fast paths of the hot loops live here too (``check_value``, ``check_timestam
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.limits import (
@@ -31,6 +32,21 @@ from metricbatch.limits import (
 
 Dimensions = tuple[tuple[str, str], ...]
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+# The largest JSON integer a value or count may be (exactly MAX_ABS_VALUE).
+_MAX_INT_VALUE = 2**360
+
+
+class Series(NamedTuple):
+    """One CloudWatch metric at one storage resolution: what samples must share to be merged into one datum.
+
+    Build it with ``check_series`` (every part validated); producers and the batcher cache it per series.
+    """
+
+    namespace: str
+    name: str
+    dimensions: Dimensions  # sorted by name
+    unit: str
+    resolution: int
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -83,7 +99,10 @@ def check_dimensions(dimensions: object) -> Dimensions:
         dim_name = _check_text("dimension_name", key, MAX_DIMENSION_NAME_LENGTH)
         if dim_name.startswith(":"):
             raise InvalidMetricError("dimension_name.colon", f"dimension name must not start with ':': {dim_name!r}")
-        pairs.append((dim_name, _check_text("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)))
+        try:
+            pairs.append((dim_name, _check_text("dimension_value", val, MAX_DIMENSION_VALUE_LENGTH)))
+        except InvalidMetricError as exc:  # say whose value it is: the rule alone does not find it
+            raise InvalidMetricError(exc.rule, f"dimension {dim_name!r}: {exc.detail}") from None
     pairs.sort()
     return tuple(pairs)
 
@@ -130,17 +149,23 @@ def check_values(values: object, counts: object | None) -> tuple[list[float], li
         raise InvalidMetricError(
             "values.count", f"{len(values)} values, more than CloudWatch's {MAX_VALUES_PER_DATUM} per datum"
         )
-    checked = [check_value(v) for v in values]
+    # check_value's rules with its fast path inline (plus JSON's ints): a call per value costs as much as the check.
+    checked = [
+        v if type(v) is float and (MIN_ABS_VALUE <= v <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= v <= -MIN_ABS_VALUE)
+        else float(v) if type(v) is int and -_MAX_INT_VALUE <= v <= _MAX_INT_VALUE
+        else check_value(v)
+        for v in values
+    ]  # fmt: skip
     if counts is None:
         return checked, [1.0] * len(checked)
     if not isinstance(counts, list | tuple) or len(counts) != len(values):
         raise InvalidMetricError("counts.length", "counts must be a list as long as values")
-    checked_counts = []
-    for c in counts:
-        count = check_value(c)  # finite, within 2^360; a tiny count is 0
-        if count < 0:
-            raise InvalidMetricError("counts.negative", f"counts must not be negative, got {count!r}")
-        checked_counts.append(count)
+    checked_counts = [
+        c if type(c) is float and MIN_ABS_VALUE <= c <= MAX_ABS_VALUE
+        else float(c) if type(c) is int and 0 <= c <= _MAX_INT_VALUE
+        else _check_count(c)
+        for c in counts
+    ]  # fmt: skip
     if not any(checked_counts):
         raise InvalidMetricError(
             "counts.zero", f"every count is 0: the metric carries no sample, counts {_short(counts)}"
@@ -148,17 +173,48 @@ def check_values(values: object, counts: object | None) -> tuple[list[float], li
     return checked, checked_counts
 
 
+def _check_count(count: object) -> float:
+    checked = check_value(count)  # finite, within 2^360; a tiny count is 0
+    if checked < 0:
+        raise InvalidMetricError("counts.negative", f"counts must not be negative, got {checked!r}")
+    return checked
+
+
 def check_unit(unit: object) -> str:
     # Type first: an unhashable JSON value (list, object) must not reach the set lookup (TypeError).
     if not isinstance(unit, str) or unit not in UNITS:
-        raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}; CloudWatch accepts {sorted(UNITS)}")
+        raise InvalidMetricError("unit.unknown", f"unknown unit {_short(unit)}{_unit_hint(unit)}")
     return str(unit)
+
+
+def _unit_hint(unit: object) -> str:
+    # Only a suggestion: the unit is rejected all the same, since CloudWatch accepts exact names only.
+    by_folded = {name.casefold(): name for name in UNITS}
+    close = difflib.get_close_matches(unit.casefold(), by_folded, n=1, cutoff=0.8) if isinstance(unit, str) else []
+    if close:
+        return f"; did you mean {by_folded[close[0]]!r}?"
+    return f"; CloudWatch accepts {sorted(UNITS)}"
 
 
 def check_resolution(resolution: object) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int | float) or resolution not in STORAGE_RESOLUTIONS:
         raise InvalidMetricError("resolution.value", f"storage resolution must be 1 or 60, got {_short(resolution)}")
     return int(resolution)
+
+
+def check_series(namespace: object, name: object, dimensions: object, unit: object, resolution: object) -> Series:
+    """Validate every part of a series (in this order: namespace, name, dimensions, unit, resolution).
+
+    Raises:
+        InvalidMetricError: naming the first rule broken.
+    """
+    return Series(
+        check_namespace(namespace),
+        check_name(name),
+        check_dimensions(dimensions),
+        check_unit(unit),
+        check_resolution(resolution),
+    )
 
 
 def to_epoch(timestamp: object) -> float:

@@ -10,19 +10,17 @@ and ``timestamp`` to the message's SentTimestamp. Envelope extension: ``"attempt
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final, NotRequired, TypedDict
 
 from metricbatch.exceptions import InvalidMetricError, WireFormatError
-from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, MAX_VALUES_PER_DATUM
+from metricbatch.limits import MAX_SQS_MESSAGE_BYTES
 from metricbatch.validation import (
     Dimensions,
-    check_dimensions,
-    check_name,
-    check_namespace,
-    check_resolution,
+    Series,
+    check_series,
     check_timestamp,
-    check_unit,
     check_value,
     check_values,
     describe,
@@ -62,11 +60,7 @@ _METRIC_KEYS = frozenset(
 class ParsedMetric:
     """A wire metric that passed every CloudWatch rule."""
 
-    namespace: str
-    name: str
-    dimensions: Dimensions
-    unit: str
-    resolution: int
+    series: Series
     timestamp: float
     values: list[float]
     counts: list[float] | None  # None: one count per value
@@ -94,7 +88,9 @@ def parse_envelope(body: str | bytes) -> WireEnvelope:
         raise WireFormatError("envelope.type", f"body must be a JSON object, got {type(data).__name__}")
     version = data.get("v")
     if version != WIRE_VERSION or isinstance(version, bool):
-        raise WireFormatError("envelope.version", f"unknown wire format version v={describe(version)}; expected 1")
+        raise WireFormatError(
+            "envelope.version", f"unknown wire format version v={describe(version)}; expected {WIRE_VERSION}"
+        )
     metrics = data.get("metrics")
     if not isinstance(metrics, list):
         raise WireFormatError("envelope.metrics", "envelope must have a 'metrics' list")
@@ -115,11 +111,9 @@ def parse_metric(raw: object, default_timestamp: float, now: float) -> ParsedMet
     unknown = raw.keys() - _METRIC_KEYS
     if unknown:
         raise InvalidMetricError("metric.fields", f"unknown metric fields {sorted(unknown)[:5]}")
-    namespace = check_namespace(raw.get("namespace"))
-    name = check_name(raw.get("name"))
-    dimensions = check_dimensions(raw.get("dimensions"))
-    unit = check_unit(raw.get("unit", "None"))
-    resolution = check_resolution(raw.get("resolution", 60))
+    series = check_series(
+        raw.get("namespace"), raw.get("name"), raw.get("dimensions"), raw.get("unit", "None"), raw.get("resolution", 60)
+    )
     timestamp = check_timestamp(raw.get("timestamp", default_timestamp), now)
     has_value, has_values = "value" in raw, "values" in raw
     if has_value == has_values:
@@ -127,11 +121,9 @@ def parse_metric(raw: object, default_timestamp: float, now: float) -> ParsedMet
     if has_value:
         if "counts" in raw:
             raise InvalidMetricError("counts.without_values", "'counts' goes with 'values', not 'value'")
-        return ParsedMetric(namespace, name, dimensions, unit, resolution, timestamp, [check_value(raw["value"])], None)
+        return ParsedMetric(series, timestamp, [check_value(raw["value"])], None)
     values, counts = check_values(raw["values"], raw.get("counts"))
-    if len(set(values)) > MAX_VALUES_PER_DATUM:  # pragma: no cover - check_values bounds the length already
-        raise InvalidMetricError("values.count", "more than 150 distinct values")
-    return ParsedMetric(namespace, name, dimensions, unit, resolution, timestamp, values, counts)
+    return ParsedMetric(series, timestamp, values, counts)
 
 
 def metric_head(namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> str:
@@ -155,28 +147,23 @@ def metric_fragment(prefix: str, value: float, timestamp: float) -> str:
     return f'{prefix}{value!r},"timestamp":{timestamp:.3f}}}'
 
 
-ENVELOPE_START = '{"v":1,"metrics":['
-ENVELOPE_END = "]}"
-ENVELOPE_BYTES = len(ENVELOPE_START) + len(ENVELOPE_END)
+ENVELOPE_START: Final = f'{{"v":{WIRE_VERSION},"metrics":['
+ENVELOPE_END: Final = "]}"
+ENVELOPE_BYTES: Final = len(ENVELOPE_START) + len(ENVELOPE_END)
+# What a ``"attempt": n`` field adds to an envelope, at most (n is bounded by the batcher's re-queue limit).
+ATTEMPT_FIELD_BYTES: Final = len(',"attempt":') + 10
 
 
 def envelope_of(fragments: list[str], attempt: int = 0) -> str:
+    """A wire message body from metric fragments (JSON objects already serialized)."""
     if attempt:
-        return f'{{"v":1,"attempt":{attempt},"metrics":[{",".join(fragments)}]}}'
+        return f'{{"v":{WIRE_VERSION},"attempt":{attempt},"metrics":[{",".join(fragments)}]}}'
     return ENVELOPE_START + ",".join(fragments) + ENVELOPE_END
 
 
-def datum_to_wire(
-    namespace: str,
-    name: str,
-    dimensions: Dimensions,
-    unit: str,
-    resolution: int,
-    timestamp: float,
-    values: list[float],
-    counts: list[float],
-) -> dict[str, Any]:
-    """A merged datum in wire form (used to re-queue unsent datums and by the fallback path)."""
+def datum_to_wire(series: Series, timestamp: float, values: list[float], counts: list[float]) -> dict[str, Any]:
+    """A merged datum in wire form (used to re-queue unsent datums and set aside rejected ones)."""
+    namespace, name, dimensions, unit, resolution = series
     metric: dict[str, Any] = {"namespace": namespace, "name": name, "values": values, "counts": counts}
     if unit != "None":
         metric["unit"] = unit
@@ -186,3 +173,51 @@ def datum_to_wire(
         metric["resolution"] = resolution
     metric["timestamp"] = timestamp
     return metric
+
+
+def metric_json(metric: dict[str, Any]) -> str:
+    """One wire metric as a compact JSON fragment for ``envelope_of``."""
+    return json.dumps(metric, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """An invalid wire metric as it came, where it was in its message, and why it was refused."""
+
+    metric: Any
+    position: int  # index in the source message's "metrics"
+    rule: str
+    reason: str
+
+
+def set_aside_body(set_aside: list[SetAside], source_message_id: str) -> str:
+    """The DLQ body of metrics the batcher set aside: strict JSON (RFC 8259), so any consumer can parse it.
+
+    ``{"v": 1, "metrics": [...], "errors": [...], "source_message_id": "..."}``: ``errors[i]`` explains
+    ``metrics[i]`` (``index`` is ``i``; ``position`` is where the metric was in the source message). Numbers JSON
+    cannot hold (NaN, Infinity, -Infinity, which Python's and other producers' encoders write) are replaced in the
+    metric by their name as a string, and listed by path in the error's ``non_finite``, e.g. ``{"value": "NaN"}``.
+    """
+    metrics, errors = [], []
+    for index, entry in enumerate(set_aside):
+        replaced: dict[str, str] = {}
+        metrics.append(_finite_only(entry.metric, "", replaced))
+        error: dict[str, Any] = {"index": index, "position": entry.position, "rule": entry.rule, "reason": entry.reason}
+        if replaced:
+            error["non_finite"] = replaced
+        errors.append(error)
+    envelope = {"v": WIRE_VERSION, "metrics": metrics, "errors": errors, "source_message_id": source_message_id}
+    return json.dumps(envelope, allow_nan=False)
+
+
+def _finite_only(value: Any, path: str, replaced: dict[str, str]) -> Any:
+    """``value`` with every NaN or infinity replaced by its name as a string (noted in ``replaced`` by path)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        replaced[path or "."] = name
+        return name
+    if isinstance(value, dict):
+        return {key: _finite_only(item, f"{path}.{key}" if path else str(key), replaced) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(item, f"{path}[{i}]", replaced) for i, item in enumerate(value)]
+    return value

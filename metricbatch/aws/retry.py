@@ -1,8 +1,23 @@
-"""Error classification and jittered backoff shared by the producer and the batcher."""
+"""Error classification and the one retry loop (jittered backoff within a time budget) of the producer and batcher.
+
+``attempts`` decides when to try again and how long to wait; the caller decides what a failure means::
+
+    for attempt in attempts(policy, time_left=context_time_left, reserve=2.0, sleep=sleep):
+        try:
+            response = call()
+        except Exception as exc:
+            if is_retryable(exc):
+                continue
+            break
+        return response
+"""
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -55,7 +70,49 @@ def is_invalid_request(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and error_code(exc) in INVALID_REQUEST_CODES
 
 
+def sdk_retries(response_or_exc: object) -> int:
+    """Retries botocore made itself, from a response or a ClientError's response (0 when it does not say)."""
+    response = getattr(response_or_exc, "response", response_or_exc)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+    return 0
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
     upper = min(cap, base * (2**attempt))
     return (rng or random).uniform(0, upper)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often and how patiently to try: at most ``max_attempts`` calls, full-jitter backoff between them."""
+
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+
+
+def attempts(
+    policy: RetryPolicy,
+    *,
+    time_left: Callable[[], float] | None = None,
+    reserve: float = 0.0,
+    always_try_once: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[int]:
+    """Yield attempt numbers 0, 1, ...; before each retry, sleep a jittered backoff delay.
+
+    Stops after ``policy.max_attempts``, or as soon as an attempt (after its delay) would leave no more than
+    ``reserve`` seconds of ``time_left()``: the time the caller keeps back for what must follow (re-queueing,
+    answering the event) is never slept away. With ``always_try_once`` the first attempt is made whatever the time
+    (a last chance for the data, e.g. re-queueing it). The caller breaks out on success or on a failure not worth
+    retrying.
+    """
+    for attempt in range(policy.max_attempts):
+        delay = backoff_delay(attempt, base=policy.base_delay, cap=policy.max_delay) if attempt else 0.0
+        if time_left is not None and (attempt or not always_try_once) and time_left() <= reserve + delay:
+            return
+        if delay:
+            sleep(delay)
+        yield attempt

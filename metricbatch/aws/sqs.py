@@ -6,12 +6,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from metricbatch.aws.retry import backoff_delay, error_code, is_retryable
+from metricbatch.aws.chunking import chunked
+from metricbatch.aws.retry import RetryPolicy, attempts, error_code, is_retryable
 from metricbatch.limits import MAX_SQS_BATCH_BYTES, MAX_SQS_BATCH_ENTRIES
 
 logger = logging.getLogger(__name__)
+
+# A retry is not started with less time than this left after its backoff: a call the deadline cuts off may still
+# have succeeded. The first call is always made (the data has no other way out).
+CALL_RESERVE_SECONDS: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -40,19 +45,8 @@ class SendOutcome:
 
 def batches_of(messages: Sequence[OutgoingMessage]) -> list[list[OutgoingMessage]]:
     """Group messages into SendMessageBatch calls: <= 10 entries and <= 1 MiB of payload each."""
-    batches: list[list[OutgoingMessage]] = []
-    current: list[OutgoingMessage] = []
-    size = 0
-    for message in messages:
-        message_size = message.size_bytes
-        if current and (len(current) >= MAX_SQS_BATCH_ENTRIES or size + message_size > MAX_SQS_BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(message)
-        size += message_size
-    if current:
-        batches.append(current)
-    return batches
+    size: Callable[[OutgoingMessage], int] = lambda message: message.size_bytes  # noqa: E731
+    return list(chunked(messages, size, max_bytes=MAX_SQS_BATCH_BYTES, max_count=MAX_SQS_BATCH_ENTRIES))
 
 
 class SqsBatchSender:
@@ -71,9 +65,7 @@ class SqsBatchSender:
     ) -> None:
         self._client = client
         self.queue_url = queue_url
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._policy = RetryPolicy(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay)
         self._sleep = sleep
         self._time_left = time_left
 
@@ -85,12 +77,14 @@ class SqsBatchSender:
 
     def _send_batch(self, batch: list[OutgoingMessage], outcome: SendOutcome) -> None:
         pending = {str(i): message for i, message in enumerate(batch)}
-        for attempt in range(self._max_attempts):
-            if attempt:
-                delay = backoff_delay(attempt, base=self._base_delay, cap=self._max_delay)
-                if self._time_left is not None and self._time_left() < delay + 1.0:
-                    break
-                self._sleep(delay)
+        retries = attempts(
+            self._policy,
+            time_left=self._time_left,
+            reserve=CALL_RESERVE_SECONDS,
+            always_try_once=True,
+            sleep=self._sleep,
+        )
+        for _ in retries:
             entries = [
                 {"Id": entry_id, "MessageBody": m.body, **_attributes(m.attributes)} for entry_id, m in pending.items()
             ]

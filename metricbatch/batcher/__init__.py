@@ -1,10 +1,7 @@
 """The batcher side: what the Lambda imports (``lambdas/batcher/handler.py`` re-exports ``batcher.handler``).
 
-Nothing here imports the producer side, the CLI or the emulator.
+Nothing here imports the producer side, the CLI or the emulator. Modules: ``config`` (settings), ``collect``
+(validating records), ``batcher`` (``MetricBatcher``: merge, publish, settle), ``settle`` (DLQ and re-queue),
+``dedup`` (redelivered messages), ``self_metrics`` (the report and its names), ``processor`` (Powertools' batch
+utility), ``handler`` (the Lambda function). Importing this package imports none of them.
 """
-
-from __future__ import annotations
-
-from metricbatch.batcher.batcher import BatcherConfig, BatchReport, MetricBatcher, RecentMessageIds
-
-__all__ = ["BatchReport", "BatcherConfig", "MetricBatcher", "RecentMessageIds"]

@@ -1,9 +1,12 @@
 """``metricbatch dlq inspect|redrive``: what is in the dead-letter queue, and moving it back once the cause is fixed.
 
 ``inspect`` only peeks: messages are received with a short visibility timeout and made visible again at once
-(ChangeMessageVisibilityBatch to 0), so nothing is deleted or hidden for long. Counts are by the batcher's
-``metricbatch.rule`` attribute; messages the queue's redrive policy moved (the handler failed them
-maxReceiveCount times) carry no attributes and count as ``redrive: maxReceiveCount exceeded``.
+(ChangeMessageVisibilityBatch to 0), so nothing is deleted or hidden for long. Counts are by origin: the batcher's
+``metricbatch.rule`` attribute; else ``redrive: maxReceiveCount exceeded`` for a message the source queue's redrive
+policy moved (SQS's ``DeadLetterQueueSourceArn`` system attribute says so; where an endpoint lacks it, a receive
+count before this look of at least the source queue's maxReceiveCount); else ``unknown origin`` (e.g. sent
+straight to the DLQ). Each inspect counts as one receive, so after maxReceiveCount inspections a message of unknown
+origin looks moved.
 
 ``redrive`` uses SQS's own StartMessageMoveTask where the service offers it, else a receive -> send -> delete
 loop at a bounded rate: a message is deleted from the DLQ only after the send succeeded (at-least-once; an
@@ -27,16 +30,22 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from metricbatch.cli.arguments import non_negative_int, positive_float, positive_int
+from metricbatch.cli.aws_session import aws_session
+from metricbatch.cli.queues import redrive_policy
+from metricbatch.cli.stacks import stack_outputs
 from metricbatch.deploy import settings_for
 from metricbatch.exceptions import ConfigurationError, MetricBatchError
 from metricbatch.limits import MAX_SQS_RECEIVE_MESSAGES
 from metricbatch.wire import ATTR_REASON, ATTR_RULE, ATTR_SOURCE
 
 REDRIVE_POLICY_REASON = "redrive: maxReceiveCount exceeded"
+UNKNOWN_ORIGIN = "unknown origin"
+# Set by SQS on messages its redrive policy moved into a dead-letter queue.
+SOURCE_ARN_ATTRIBUTE = "DeadLetterQueueSourceArn"
 ATTRIBUTE_PREFIX = "metricbatch."
 # Output ids of infra/stack.py; any output whose key mentions the DLQ is accepted as a fallback.
 DLQ_OUTPUT_KEY = "DeadLetterQueueUrl"
@@ -56,12 +65,14 @@ class DlqCommandError(MetricBatchError):
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("dlq", help="inspect the dead-letter queue or redrive it")
-    actions = parser.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(
+        dest="dlq_action", required=True, metavar="ACTION", help="inspect (only looks) or redrive (moves messages)"
+    )
 
     inspect = actions.add_parser("inspect", help="count DLQ messages by reason and show samples (nothing is deleted)")
     _add_queue_arguments(inspect)
-    inspect.add_argument("--samples", type=int, default=5, help="messages to show (default 5)")
-    inspect.add_argument("--max", type=int, default=1000, help="messages to look at, at most (default 1000)")
+    inspect.add_argument("--samples", type=non_negative_int, default=5, help="messages to show (default 5)")
+    inspect.add_argument("--max", type=positive_int, default=1000, help="messages to look at, at most (default 1000)")
     inspect.add_argument("--json", action="store_true", help="print the result as one JSON object")
     inspect.set_defaults(func=run_inspect)
 
@@ -69,7 +80,9 @@ def register(subparsers: Any) -> None:
     _add_queue_arguments(redrive)
     redrive.add_argument("--to", default=None, metavar="URL", help="target queue (default with --env: its queue)")
     redrive.add_argument("--rate", type=_rate, default=50.0, metavar="N/s", help="messages per second (default 50)")
-    redrive.add_argument("--max", type=int, default=None, help="move at most this many messages (implies --loop)")
+    redrive.add_argument(
+        "--max", type=positive_int, default=None, help="move at most this many messages (implies --loop)"
+    )
     redrive.add_argument("--loop", action="store_true", help="skip StartMessageMoveTask; receive, send, delete")
     redrive.set_defaults(func=run_redrive)
 
@@ -78,18 +91,13 @@ def _add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--env", default=None, help="environment whose stack MetricBatching-<env> owns the DLQ")
     target.add_argument("--queue-url", default=None, help="the DLQ's URL")
-    parser.add_argument("--region", default=None, help="default: boto3's (AWS_REGION, profile)")
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
+    )
 
 
 def _rate(text: str) -> float:
-    number = text.removesuffix("/s")
-    try:
-        rate = float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"rate must look like 50 or 50/s, got {text!r}") from None
-    if not rate > 0:
-        raise argparse.ArgumentTypeError(f"rate must be positive, got {text!r}")
-    return rate
+    return positive_float(text.removesuffix("/s"))  # 50 or 50/s
 
 
 # -- finding the queues -------------------------------------------------------------------------------------------
@@ -101,17 +109,14 @@ class QueuePair:
 
 def stack_queues(cloudformation: Any, env: str) -> QueuePair:
     """The DLQ and source queue URLs from the outputs of the environment's stack."""
-    stack_name = settings_for(env).stack_name
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        raise DlqCommandError(f"cannot describe stack {stack_name}: {exc}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", [])}
+    outputs = stack_outputs(cloudformation, env)
     dlq = outputs.get(DLQ_OUTPUT_KEY) or next(
         (v for k, v in sorted(outputs.items()) if "deadletter" in k.lower() or "dlq" in k.lower()), None
     )
     if dlq is None:
-        raise DlqCommandError(f"stack {stack_name} has no dead-letter queue output (outputs: {sorted(outputs)})")
+        raise DlqCommandError(
+            f"stack {settings_for(env).stack_name} has no dead-letter queue output (outputs: {sorted(outputs)})"
+        )
     return QueuePair(dlq_url=dlq, source_url=outputs.get(QUEUE_OUTPUT_KEY))
 
 
@@ -169,9 +174,38 @@ def _invalid_datum_rules(body: str) -> list[str]:
     return [str(e.get("rule")) for e in data["errors"] if isinstance(e, dict) and e.get("rule")]
 
 
+def source_max_receive_count(sqs: Any, dlq_url: str) -> int | None:
+    """The smallest maxReceiveCount of the queues whose redrive policy targets this DLQ (None: none found)."""
+    counts = []
+    try:
+        for source in sqs.list_dead_letter_source_queues(QueueUrl=dlq_url).get("queueUrls", []):
+            policy = redrive_policy(sqs, source)
+            if policy is not None:
+                counts.append(int(policy["maxReceiveCount"]))
+    except (ClientError, BotoCoreError, ValueError, KeyError) as exc:  # e.g. no permission: origin stays unknown
+        print(f"metricbatch dlq: cannot read the DLQ's source queues: {exc}", file=sys.stderr)
+        return None
+    return min(counts, default=None)
+
+
+def message_origin(message: dict[str, Any], max_receive_count: int | None) -> str:
+    """Why a message is in the DLQ, as far as it shows (see the module docstring)."""
+    rule = _attribute(message, ATTR_RULE)
+    if rule:
+        return rule
+    attributes = message.get("Attributes", {})
+    if SOURCE_ARN_ATTRIBUTE in attributes:
+        return REDRIVE_POLICY_REASON
+    receives_before = int(attributes.get("ApproximateReceiveCount", "1")) - 1  # this receive is inspect's own
+    if max_receive_count is not None and receives_before >= max_receive_count:
+        return REDRIVE_POLICY_REASON
+    return UNKNOWN_ORIGIN
+
+
 def inspect_dlq(sqs: Any, queue_url: str, *, samples: int = 5, max_messages: int = 1000) -> DlqSummary:
     """Peek at up to ``max_messages`` messages; every one is made visible again before this returns."""
     summary = DlqSummary(queue_url=queue_url, approximate_messages=_approximate_depth(sqs, queue_url))
+    max_receive_count = source_max_receive_count(sqs, queue_url)
     seen: set[str] = set()
     handles: list[str] = []
     try:
@@ -182,6 +216,7 @@ def inspect_dlq(sqs: Any, queue_url: str, *, samples: int = 5, max_messages: int
                 VisibilityTimeout=_INSPECT_VISIBILITY_SECONDS,
                 WaitTimeSeconds=0,
                 MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
             )
             messages = response.get("Messages", [])
             if not messages:
@@ -193,7 +228,7 @@ def inspect_dlq(sqs: Any, queue_url: str, *, samples: int = 5, max_messages: int
                     continue
                 seen.add(message["MessageId"])
                 fresh += 1
-                _count(summary, message, samples)
+                _count(summary, message, samples, message_origin(message, max_receive_count))
             if not fresh:
                 break
     finally:
@@ -201,8 +236,7 @@ def inspect_dlq(sqs: Any, queue_url: str, *, samples: int = 5, max_messages: int
     return summary
 
 
-def _count(summary: DlqSummary, message: dict[str, Any], samples: int) -> None:
-    rule = _attribute(message, ATTR_RULE) or REDRIVE_POLICY_REASON
+def _count(summary: DlqSummary, message: dict[str, Any], samples: int, rule: str) -> None:
     summary.inspected += 1
     summary.by_rule[rule] += 1
     for datum_rule in _invalid_datum_rules(message["Body"]):
@@ -238,7 +272,7 @@ def print_summary(summary: DlqSummary, stream: Any = None) -> None:
         f"DLQ {summary.queue_url}",
         f"messages inspected {summary.inspected} (approximately {summary.approximate_messages} in the queue)",
         "",
-        f"{'reason (metricbatch.rule)':<44}{'messages':>10}",
+        f"{'reason (metricbatch.rule, or origin)':<44}{'messages':>10}",
     ]
     lines += [f"{rule:<44}{count:>10}" for rule, count in summary.by_rule.most_common()]
     if summary.datums_by_rule:
@@ -253,7 +287,7 @@ def print_summary(summary: DlqSummary, stream: Any = None) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    session = boto3.session.Session(region_name=args.region)
+    session = aws_session(args.region)
     try:
         queues = _resolve(args, session)
         summary = inspect_dlq(session.client("sqs"), queues.dlq_url, samples=args.samples, max_messages=args.max)
@@ -391,7 +425,7 @@ def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    session = boto3.session.Session(region_name=args.region)
+    session = aws_session(args.region)
     sqs = session.client("sqs")
     try:
         queues = _resolve(args, session)

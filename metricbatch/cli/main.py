@@ -8,6 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from metricbatch.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
 # Verb modules; each has register(subparsers) that sets the parser's ``func(args) -> int``.
 COMMAND_MODULES = (
     "metricbatch.cli.demo",
@@ -25,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="metricbatch", description="Cheap, safe custom CloudWatch metrics: SQS-batched PutMetricData."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to run; `metricbatch COMMAND --help` tells more"
+    )
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
@@ -39,10 +45,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+    from metricbatch.cli.aws_session import NO_REGION_MESSAGE
+
+    verb = f"metricbatch {args.command}"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `metricbatch plan ... | head`
+        return 0
+    # One line instead of a traceback (-v logs the traceback too): a setting to fix, or what AWS answered.
+    except (ConfigurationError, NoRegionError) as exc:
+        logger.debug("configuration error", exc_info=True)
+        message = NO_REGION_MESSAGE if isinstance(exc, NoRegionError) else str(exc)
+        print(f"{verb}: {message}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        logger.debug("AWS error", exc_info=True)
+        print(f"{verb}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

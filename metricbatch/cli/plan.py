@@ -6,9 +6,17 @@ import argparse
 import json
 from typing import Any
 
+from metricbatch.cli import arguments
 from metricbatch.costs import PlanInputs, plan
 from metricbatch.deploy import settings_for
-from metricbatch.limits import PRICE_CUSTOM_METRIC_MONTH, PUT_METRIC_DATA_TPS_QUOTA
+from metricbatch.limits import (
+    MAX_BATCHING_WINDOW_SECONDS,
+    MAX_LAMBDA_MEMORY_MB,
+    MAX_SQS_BATCH_SIZE,
+    MIN_LAMBDA_MEMORY_MB,
+    PRICE_CUSTOM_METRIC_MONTH,
+    PUT_METRIC_DATA_TPS_QUOTA,
+)
 
 _DESIGN_LABELS = {
     "direct": "1 one PutMetricData per metric",
@@ -21,17 +29,37 @@ _DESIGN_LABELS = {
 def register(subparsers: Any) -> None:
     defaults = settings_for("dev")
     parser = subparsers.add_parser("plan", help="messages, invocations, PutMetricData TPS and dollars for a workload")
-    parser.add_argument("--rate", type=float, required=True, metavar="METRICS_PER_S", help="metrics per second")
-    parser.add_argument("--series", type=int, required=True, metavar="N", help="distinct metric series")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--window", type=float, default=float(defaults.batching_window_seconds), help="seconds")
-    parser.add_argument("--producers", type=int, default=1, help="processes running a producer (default 1)")
-    parser.add_argument("--memory", type=int, default=defaults.function_memory_mb, help="batcher memory in MB")
+    parser.add_argument(
+        "--rate", type=arguments.positive_float, required=True, metavar="METRICS_PER_S",
+        help="metrics per second, all producers together",
+    )  # fmt: skip
+    parser.add_argument(
+        "--series", type=arguments.positive_int, required=True, metavar="N",
+        help="distinct metric series (namespace, name, dimensions, unit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=arguments.batch_size, default=defaults.batch_size,
+        help=f"the event source's batch size, 1..{MAX_SQS_BATCH_SIZE:,} (default {defaults.batch_size})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--window", type=arguments.window_seconds, default=float(defaults.batching_window_seconds),
+        help=f"batching window in seconds, 0..{MAX_BATCHING_WINDOW_SECONDS} (default "
+        f"{defaults.batching_window_seconds}; at least 1 with a batch size above 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--producers", type=arguments.positive_int, default=1, help="processes running a producer (default 1)"
+    )
+    parser.add_argument(
+        "--memory", type=arguments.memory_mb, default=defaults.function_memory_mb,
+        help=f"batcher memory in MB, {MIN_LAMBDA_MEMORY_MB}..{MAX_LAMBDA_MEMORY_MB:,} "
+        f"(default {defaults.function_memory_mb})",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the model as one JSON object")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    arguments.check_batch_window(args.parser, args.batch_size, args.window)
     result = plan(
         PlanInputs(
             rate=args.rate,

@@ -12,28 +12,36 @@ import argparse
 import json
 import logging
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from metricbatch.costs import SECONDS_PER_MONTH
-from metricbatch.deploy import ENVIRONMENTS, STACK_NAME_PREFIX
-from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
-from metricbatch.limits import (
-    PRICE_LAMBDA_PER_GB_SECOND_ARM64,
-    PRICE_LAMBDA_PER_REQUEST,
-    PRICE_PUT_METRIC_DATA_PER_REQUEST,
-    PRICE_SQS_PER_REQUEST,
+from metricbatch.batcher.self_metrics import (
+    METRICS_PUBLISHED,
+    METRICS_RECEIVED,
+    METRICS_REJECTED,
+    PUT_METRIC_DATA_CALLS,
+    SERVICE_DIMENSION,
+    api_calls_saved,
 )
+from metricbatch.cli import arguments
+from metricbatch.cli.aws_session import aws_session
+from metricbatch.cli.stacks import StackNotFoundError, describe_stack
+from metricbatch.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
+from metricbatch.deploy import ENVIRONMENTS
+from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
 
 logger = logging.getLogger(__name__)
 
-SELF_METRICS = ("MetricsReceived", "MetricsPublished", "PutMetricDataCalls", "ApiCallsSaved", "MetricsRejected")
+# ApiCallsSaved is not read: it is derived from MetricsPublished and PutMetricDataCalls, by its definition.
+SELF_METRICS = (METRICS_RECEIVED, METRICS_PUBLISHED, PUT_METRIC_DATA_CALLS, METRICS_REJECTED)
 # Billed SQS requests: every send, receive (empty ones too) and delete; the AWS/SQS metrics count messages, so a
 # message stands for one request (an upper bound: batches of up to 10 cost one request).
 SQS_METRICS = ("NumberOfMessagesSent", "NumberOfMessagesReceived", "NumberOfMessagesDeleted", "NumberOfEmptyReceives")
 LAMBDA_METRICS = ("Invocations", "Duration")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_NAMES = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 DAYS_PER_MONTH = SECONDS_PER_MONTH / 86400
 
 
@@ -44,7 +52,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--service", help="the self-metrics' service dimension (default metricbatch-<env>)")
     parser.add_argument("--queue-name", help="the pipeline's queue (default: from the stack's outputs)")
     parser.add_argument("--function-name", help="the batcher function (default: from the stack's resources)")
-    parser.add_argument("--memory", type=int, help="batcher memory in MB (default: the environment's setting)")
+    parser.add_argument(
+        "--memory", type=arguments.memory_mb, help="batcher memory in MB (default: the environment's setting)"
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
+    )
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(func=run)
 
@@ -55,6 +68,15 @@ def parse_since(text: str) -> int:
     if not match or int(match.group(1)) <= 0:
         raise ValueError(f"--since must look like 7d, 24h or 90m, got {text!r}")
     return int(match.group(1)) * _DURATION_UNITS[match.group(2) or "d"]
+
+
+def format_duration(seconds: int) -> str:
+    """A look-back in the largest unit that divides it: ``1 hour``, ``90 minutes``, ``7 days``."""
+    for name, size in _DURATION_NAMES:
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count:,} {name}{'' if count == 1 else 's'}"
+    raise AssertionError("seconds divide every whole number")
 
 
 @dataclass
@@ -69,7 +91,6 @@ class SavingsReport:
     metrics_published: float = 0.0
     metrics_rejected: float = 0.0
     put_metric_data_calls: float = 0.0
-    api_calls_saved: float = 0.0
     sqs_requests: float = 0.0
     lambda_invocations: float = 0.0
     lambda_duration_ms: float = 0.0
@@ -80,18 +101,38 @@ class SavingsReport:
         return self.period_seconds / 86400
 
     @property
+    def api_calls_saved(self) -> float:
+        """The batcher's definition: metrics published less the PutMetricData calls that published them."""
+        return api_calls_saved(self.metrics_published, self.put_metric_data_calls)
+
+    @property
+    def pipeline(self) -> DesignCost:
+        """What the deployment cost, priced by the cost model."""
+        return DesignCost(
+            "metricbatch",
+            put_metric_data_calls=self.put_metric_data_calls,
+            sqs_requests=self.sqs_requests,
+            lambda_invocations=self.lambda_invocations,
+            lambda_gb_seconds=gb_seconds(self.lambda_duration_ms / 1000, self.memory_mb),
+        )
+
+    @property
+    def direct(self) -> DesignCost:
+        """The same metrics published with one PutMetricData call each."""
+        return DesignCost("direct", put_metric_data_calls=self.metrics_published)
+
+    @property
     def gross_saving(self) -> float:
-        """Dollars of the PutMetricData calls not made (one per metric received, less the calls made)."""
-        return self.api_calls_saved * PRICE_PUT_METRIC_DATA_PER_REQUEST
+        """Dollars of the PutMetricData calls not made."""
+        return self.direct.put_metric_data_dollars - self.pipeline.put_metric_data_dollars
 
     @property
     def sqs_dollars(self) -> float:
-        return self.sqs_requests * PRICE_SQS_PER_REQUEST
+        return self.pipeline.sqs_dollars
 
     @property
     def lambda_dollars(self) -> float:
-        gb_seconds = self.lambda_duration_ms / 1000 * self.memory_mb / 1024
-        return self.lambda_invocations * PRICE_LAMBDA_PER_REQUEST + gb_seconds * PRICE_LAMBDA_PER_GB_SECOND_ARM64
+        return self.pipeline.lambda_dollars
 
     @property
     def pipeline_cost(self) -> float:
@@ -99,7 +140,7 @@ class SavingsReport:
 
     @property
     def net_saving(self) -> float:
-        return self.gross_saving - self.pipeline_cost
+        return self.direct.dollars - self.pipeline.dollars
 
     def as_dict(self) -> dict[str, Any]:
         per_day = 1 / self.days if self.days else 0.0
@@ -112,6 +153,7 @@ class SavingsReport:
         }
         return {
             **asdict(self),
+            "api_calls_saved": self.api_calls_saved,
             **money,
             "per_day": {k: v * per_day for k, v in money.items()},
             "per_month": {k: v * per_day * DAYS_PER_MONTH for k, v in money.items()},
@@ -134,19 +176,18 @@ def _sum(cloudwatch: Any, namespace: str, name: str, dimensions: dict[str, str],
 
 
 def resolve_names(cloudformation: Any, env: str) -> tuple[str | None, str | None]:
-    """Queue name (from the QueueUrl output) and batcher function name (from the stack's resources)."""
-    stack = f"{STACK_NAME_PREFIX}-{env}"
-    queue_name = function_name = None
-    try:
-        outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-        queue_url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("QueueUrl")), None)
-        queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
-        resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-        functions = [r for r in resources if r["ResourceType"] == "AWS::Lambda::Function"]
-        batcher = [r for r in functions if "batcher" in r["LogicalResourceId"].lower()] or functions
-        function_name = batcher[0]["PhysicalResourceId"] if batcher else None
-    except Exception as exc:
-        logger.debug("cannot read stack %s: %s", stack, exc)
+    """Queue name (from the QueueUrl output) and batcher function name (from the stack's resources).
+
+    Raises StackNotFoundError when the environment's stack is not deployed (a report of zeros would mislead).
+    """
+    stack = describe_stack(cloudformation, env)
+    outputs = stack.get("Outputs", [])
+    queue_url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("QueueUrl")), None)
+    queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1] if queue_url else None
+    resources = cloudformation.describe_stack_resources(StackName=stack["StackName"])["StackResources"]
+    functions = [r for r in resources if r["ResourceType"] == "AWS::Lambda::Function"]
+    batcher = [r for r in functions if "batcher" in r["LogicalResourceId"].lower()] or functions
+    function_name = batcher[0]["PhysicalResourceId"] if batcher else None
     return queue_name, function_name
 
 
@@ -174,12 +215,14 @@ def collect(
         memory_mb=memory_mb or (settings.function_memory_mb if settings else 256),
     )
     namespace = settings.self_metrics_namespace if settings else SELF_METRICS_NAMESPACE
-    values = {name: _sum(cloudwatch, namespace, name, {"service": report.service}, start, end) for name in SELF_METRICS}
-    report.metrics_received = values["MetricsReceived"]
-    report.metrics_published = values["MetricsPublished"]
-    report.metrics_rejected = values["MetricsRejected"]
-    report.put_metric_data_calls = values["PutMetricDataCalls"]
-    report.api_calls_saved = values["ApiCallsSaved"]
+    values = {
+        name: _sum(cloudwatch, namespace, name, {SERVICE_DIMENSION: report.service}, start, end)
+        for name in SELF_METRICS
+    }
+    report.metrics_received = values[METRICS_RECEIVED]
+    report.metrics_published = values[METRICS_PUBLISHED]
+    report.metrics_rejected = values[METRICS_REJECTED]
+    report.put_metric_data_calls = values[PUT_METRIC_DATA_CALLS]
     if not report.metrics_received:
         report.missing.append(f"{namespace} self-metrics (service={report.service})")
     if queue_name:
@@ -201,19 +244,23 @@ def collect(
 
 
 def run(args: argparse.Namespace) -> int:
-    import boto3
-
     try:
         period = parse_since(args.since)
     except ValueError as exc:
-        print(f"metricbatch savings: {exc}")
+        print(f"metricbatch savings: {exc}", file=sys.stderr)
         return 2
+    session = aws_session(args.region)
     queue_name, function_name = args.queue_name, args.function_name
     if (queue_name is None or function_name is None) and args.env in ENVIRONMENTS:
-        found_queue, found_function = resolve_names(boto3.client("cloudformation"), args.env)
+        try:
+            found_queue, found_function = resolve_names(session.client("cloudformation"), args.env)
+        except StackNotFoundError as exc:
+            print(f"metricbatch savings: {exc}; or name a pipeline deployed otherwise with --queue-name and "
+                  "--function-name", file=sys.stderr)  # fmt: skip
+            return 2
         queue_name, function_name = queue_name or found_queue, function_name or found_function
     report = collect(
-        boto3.client("cloudwatch"),
+        session.client("cloudwatch"),
         env=args.env,
         period_seconds=period,
         service=args.service,
@@ -231,9 +278,10 @@ def print_report(report: SavingsReport) -> None:
     data = report.as_dict()
     day, month = data["per_day"], data["per_month"]
     lines = [
-        f"metricbatch savings — {report.env} (service {report.service}), last {report.days:g} day(s)",
+        f"metricbatch savings — {report.env} (service {report.service}), last {format_duration(report.period_seconds)}",
         "-" * 72,
         f"metrics received                 {report.metrics_received:>14,.0f}",
+        f"metrics published                {report.metrics_published:>14,.0f}",
         f"PutMetricData calls made         {report.put_metric_data_calls:>14,.0f}",
         f"PutMetricData calls saved        {report.api_calls_saved:>14,.0f}",
         f"SQS requests (upper bound)       {report.sqs_requests:>14,.0f}",

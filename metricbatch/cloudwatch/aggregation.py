@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from metricbatch.limits import MAX_ABS_VALUE, MAX_VALUES_PER_DATUM
-from metricbatch.validation import Dimensions
+from metricbatch.validation import Dimensions, Series
 
-SeriesKey = tuple[str, str, Dimensions, str, int, int]  # namespace, name, dimensions, unit, resolution, bucket
+# A series and its timestamp bucket (the minute for resolution 60, the second for resolution 1).
+_BucketKey = tuple[Series, int]
 
 
 @dataclass(slots=True)
@@ -34,8 +35,10 @@ class Datum:
     counts: list[float]
     # Indices of the SQS records the datum's samples came from (the batcher uses them for partial failures).
     sources: frozenset[int] = frozenset()
-    # How many producer-side metric entries were merged into this datum (for self-metrics).
-    entries: int = 1
+
+    @property
+    def series(self) -> Series:
+        return Series(self.namespace, self.name, self.dimensions, self.unit, self.resolution)
 
     @property
     def sample_count(self) -> float:
@@ -48,10 +51,9 @@ class Datum:
     def split_values(self) -> tuple[Datum, Datum]:
         """Two datums of half the values each (to isolate a value CloudWatch refuses from its neighbours)."""
         half = len(self.values) // 2
-        # The merged entries stay attributed to one part, so totals add up.
         return (
             replace(self, values=self.values[:half], counts=self.counts[:half]),
-            replace(self, values=self.values[half:], counts=self.counts[half:], entries=0),
+            replace(self, values=self.values[half:], counts=self.counts[half:]),
         )
 
 
@@ -62,14 +64,13 @@ class _Bucket:
     # (value, count) pairs closed when a value's merged count would pass 2^360; each becomes a datum of its own.
     spilled: list[tuple[float, float]] = field(default_factory=list)
     sources: set[int] = field(default_factory=set)
-    entries: int = 0
 
 
 class DatumAggregator:
     """Collects datums and merges those that share a series and a timestamp bucket."""
 
     def __init__(self) -> None:
-        self._buckets: dict[SeriesKey, _Bucket] = {}
+        self._buckets: dict[_BucketKey, _Bucket] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -86,37 +87,42 @@ class DatumAggregator:
         counts: Iterable[float] | None = None,
         *,
         source: int | Iterable[int] | None = None,
-        entries: int = 1,
     ) -> None:
-        bucket = self._merge((namespace, name, dimensions, unit, resolution), timestamp, values, counts)
+        bucket = self._merge(Series(namespace, name, dimensions, unit, resolution), timestamp, values, counts)
         if source is not None:
             if isinstance(source, int):
                 bucket.sources.add(source)
             else:
                 bucket.sources.update(source)
-        bucket.entries += entries
 
-    def add_series(
-        self,
-        series: tuple[str, str, Dimensions, str, int],
-        timestamp: float,
-        values: list[float],
-        counts: list[float] | None,
-        source: int,
-    ) -> None:
-        """``add`` for a validated (namespace, name, dimensions, unit, resolution) tuple: the batcher's hot loop."""
-        bucket = self._merge(series, timestamp, values, counts)
-        bucket.sources.add(source)
-        bucket.entries += 1
+    def add_all(self, samples: Iterable[tuple[Series, float, list[float], list[float] | None]], source: int) -> None:
+        """Add many (series, timestamp, values, counts) of one source (counts None: one per value): the batcher's
+        hot loop, so the common case (one value) is merged right here."""
+        buckets = self._buckets
+        merge = self._merge
+        for series, timestamp, values, counts in samples:
+            if counts is None and len(values) == 1:
+                key = (series, int(timestamp // series[4]))  # series[4]: the resolution
+                bucket = buckets.get(key)
+                if bucket is None:
+                    bucket = buckets[key] = _Bucket(timestamp)
+                elif timestamp < bucket.timestamp:
+                    bucket.timestamp = timestamp
+                histogram = bucket.histogram
+                value = values[0]
+                histogram[value] = histogram.get(value, 0.0) + 1.0
+            else:
+                bucket = merge(series, timestamp, values, counts)
+            bucket.sources.add(source)
 
     def _merge(
         self,
-        series: tuple[str, str, Dimensions, str, int],
+        series: Series,
         timestamp: float,
         values: Iterable[float],
         counts: Iterable[float] | None,
     ) -> _Bucket:
-        key = (*series, int(timestamp // series[4]))
+        key = (series, int(timestamp // series[4]))  # series[4]: the resolution
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(timestamp)
@@ -128,10 +134,11 @@ class DatumAggregator:
             for value in values:
                 histogram[value] = histogram.get(value, 0.0) + 1.0
         else:
+            get = histogram.get
             for value, count in zip(values, counts, strict=True):
                 if not count:
                     continue  # a zero count changes no statistic
-                total = histogram.get(value, 0.0) + count
+                total = get(value, 0.0) + count
                 if total > MAX_ABS_VALUE:
                     # CloudWatch refuses a count beyond 2^360: what this value has so far becomes its own datum.
                     bucket.spilled.append((value, histogram[value]))
@@ -140,23 +147,13 @@ class DatumAggregator:
         return bucket
 
     def add_datum(self, datum: Datum) -> None:
-        self.add(
-            datum.namespace,
-            datum.name,
-            datum.dimensions,
-            datum.unit,
-            datum.resolution,
-            datum.timestamp,
-            datum.values,
-            datum.counts,
-            source=datum.sources,
-            entries=datum.entries,
-        )
+        bucket = self._merge(datum.series, datum.timestamp, datum.values, datum.counts)
+        bucket.sources.update(datum.sources)
 
     def datums(self) -> list[Datum]:
         """The merged datums, each with at most MAX_VALUES_PER_DATUM distinct values."""
         merged: list[Datum] = []
-        for (namespace, name, dimensions, unit, resolution, _), bucket in self._buckets.items():
+        for ((namespace, name, dimensions, unit, resolution), _), bucket in self._buckets.items():
             # Values are unique within a datum: spilled pairs (rare) go one per datum.
             items = list(bucket.histogram.items())
             chunks = [
@@ -164,7 +161,7 @@ class DatumAggregator:
             ]
             chunks.extend([pair] for pair in bucket.spilled)
             sources = frozenset(bucket.sources)
-            for position, chunk in enumerate(chunks):
+            for chunk in chunks:
                 merged.append(
                     Datum(
                         namespace=namespace,
@@ -176,8 +173,6 @@ class DatumAggregator:
                         values=[v for v, _ in chunk],
                         counts=[c for _, c in chunk],
                         sources=sources,
-                        # Attribute the merged entries to the first chunk so totals add up.
-                        entries=bucket.entries if position == 0 else 0,
                     )
                 )
         return merged

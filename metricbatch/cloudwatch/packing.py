@@ -5,10 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, Final
 
+from metricbatch.aws.chunking import chunked
 from metricbatch.cloudwatch.aggregation import Datum
 from metricbatch.limits import MAX_DATUMS_PER_REQUEST, MAX_REQUEST_BYTES
+
+_SEPARATOR_BYTES: Final = len(", ")
+# Upper bounds of a datum's JSON, to skip exact sizing when a request is far from the byte limit:
+# a float's repr is at most 24 characters ("-2.2250738585072014e-308"), plus its separator;
+_FLOAT_BYTES: Final = 24 + _SEPARATOR_BYTES
+# keys, punctuation, Timestamp, Unit and StorageResolution of one datum ({"MetricName": ..., "StorageResolution": 1})
+_DATUM_FIXED_BYTES: Final = 200
+_DIMENSION_FIXED_BYTES: Final = 40  # {"Name": "", "Value": ""},
+# names and values are printable ASCII (validated): JSON escapes at most double them (\" and \\).
+_ESCAPE_FACTOR: Final = 2
 
 
 @dataclass(slots=True)
@@ -18,10 +30,14 @@ class PutMetricDataRequest:
     namespace: str
     datums: list[Datum] = field(default_factory=list)
     metric_data: list[dict[str, Any]] = field(default_factory=list)
-    size_bytes: int = 0
 
     def params(self) -> dict[str, Any]:
         return {"Namespace": self.namespace, "MetricData": self.metric_data}
+
+    @property
+    def size_bytes(self) -> int:
+        """The request body as botocore's JSON protocol serializes it (json.dumps' default separators)."""
+        return len(json.dumps(self.params()))
 
     @property
     def splittable(self) -> bool:
@@ -63,17 +79,29 @@ def _envelope_bytes(namespace: str) -> int:
     return len(json.dumps({"Namespace": namespace, "MetricData": []}))
 
 
-_SEPARATOR_BYTES = len(", ")
+def datum_size_bound(datum: Datum) -> int:
+    """An upper bound of the bytes ``datum`` adds to a request (its separator included), without serializing it."""
+    text = len(datum.name) + sum(len(name) + len(value) for name, value in datum.dimensions)
+    return (
+        _DATUM_FIXED_BYTES
+        + _ESCAPE_FACTOR * text
+        + _DIMENSION_FIXED_BYTES * len(datum.dimensions)
+        + _FLOAT_BYTES * 2 * len(datum.values)  # values and counts
+    )
 
 
 def _request_of(namespace: str, datums: list[Datum]) -> PutMetricDataRequest:
-    request = PutMetricDataRequest(namespace=namespace, size_bytes=_envelope_bytes(namespace))
+    return PutMetricDataRequest(namespace, datums, [datum_to_api(datum) for datum in datums])
+
+
+def _exact_runs(datums: list[Datum], *, max_datums: int, budget: int) -> Iterable[list[Datum]]:
+    """Greedy runs by exact serialized size (near the byte limit)."""
+    sized = []
     for datum in datums:
-        api = datum_to_api(datum)
-        request.datums.append(datum)
-        request.metric_data.append(api)
-        request.size_bytes += len(json.dumps(api)) + (_SEPARATOR_BYTES if len(request.metric_data) > 1 else 0)
-    return request
+        sized.append((datum, len(json.dumps(datum_to_api(datum))) + _SEPARATOR_BYTES))
+    # Every datum is sized with a separator before it; the first has none, so the budget gets one back.
+    for run in chunked(sized, itemgetter(1), max_bytes=budget + _SEPARATOR_BYTES, max_count=max_datums):
+        yield [datum for datum, _ in run]
 
 
 def pack_requests(
@@ -93,21 +121,10 @@ def pack_requests(
 
     requests: list[PutMetricDataRequest] = []
     for namespace, group in by_namespace.items():
-        envelope = _envelope_bytes(namespace)
-        current = PutMetricDataRequest(namespace=namespace, size_bytes=envelope)
-        for datum in group:
-            api = datum_to_api(datum)
-            size = len(json.dumps(api))
-            added = size + (_SEPARATOR_BYTES if current.metric_data else 0)
-            if current.metric_data and (
-                len(current.metric_data) >= max_datums or current.size_bytes + added > max_bytes
-            ):
-                requests.append(current)
-                current = PutMetricDataRequest(namespace=namespace, size_bytes=envelope)
-                added = size
-            current.datums.append(datum)
-            current.metric_data.append(api)
-            current.size_bytes += added
-        if current.metric_data:
-            requests.append(current)
+        budget = max_bytes - _envelope_bytes(namespace)
+        runs: Iterable[list[Datum]] = [group[start : start + max_datums] for start in range(0, len(group), max_datums)]
+        # Usually the count binds long before the bytes: then no datum needs serializing twice just to be sized.
+        if any(sum(map(datum_size_bound, run)) > budget for run in runs):
+            runs = _exact_runs(group, max_datums=max_datums, budget=budget)
+        requests.extend(_request_of(namespace, run) for run in runs)
     return requests

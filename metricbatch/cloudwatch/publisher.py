@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from metricbatch.aws.retry import backoff_delay, error_code, is_invalid_request, is_retryable
+from metricbatch.aws.retry import RetryPolicy, attempts, error_code, is_invalid_request, is_retryable, sdk_retries
 from metricbatch.cloudwatch.aggregation import Datum
 from metricbatch.cloudwatch.packing import PutMetricDataRequest
 
@@ -48,13 +48,8 @@ class CloudWatchPublisher:
         self._client = client
         self._time_left = time_left
         self._reserve = reserve_seconds
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._policy = RetryPolicy(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay)
         self._sleep = sleep
-
-    def _has_time(self, needed: float = 0.0) -> bool:
-        return self._time_left is None or self._time_left() > self._reserve + needed
 
     def publish(self, requests: Iterable[PutMetricDataRequest]) -> PublishOutcome:
         outcome = PublishOutcome()
@@ -63,21 +58,14 @@ class CloudWatchPublisher:
         return outcome
 
     def _publish_one(self, request: PutMetricDataRequest, outcome: PublishOutcome) -> None:
-        for attempt in range(self._max_attempts):
-            if not self._has_time():
-                break
-            if attempt:
-                delay = backoff_delay(attempt, base=self._base_delay, cap=self._max_delay)
-                if not self._has_time(delay):
-                    break
-                outcome.retries += 1
-                self._sleep(delay)
+        for attempt in attempts(self._policy, time_left=self._time_left, reserve=self._reserve, sleep=self._sleep):
+            outcome.retries += 1 if attempt else 0
             outcome.attempts += 1
             try:
                 response = self._client.put_metric_data(**request.params())
             except Exception as exc:
                 outcome.last_error = f"{error_code(exc)}: {exc}"
-                outcome.retries += _sdk_retries(exc)
+                outcome.retries += sdk_retries(exc)
                 if is_invalid_request(exc):
                     self._isolate(request, exc, outcome)
                     return
@@ -86,7 +74,7 @@ class CloudWatchPublisher:
                     break
                 continue
             outcome.calls += 1
-            outcome.retries += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+            outcome.retries += sdk_retries(response)
             outcome.published.extend(request.datums)
             return
         outcome.unsent.extend(request.datums)
@@ -106,10 +94,3 @@ def _message(exc: Exception) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Message", exc))
     return str(exc)
-
-
-def _sdk_retries(exc: Exception) -> int:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
-    return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import math
 import random
 import threading
@@ -14,8 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from metricbatch.emulator.local_cloudwatch import (
+    UNSUPPORTED_CODE,
+    fold_values_into_statistic_sets,
+    unsupported_statistics_message,
+)
 from metricbatch.emulator.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
 from metricbatch.limits import SQS_BILLING_CHUNK_BYTES
+
+logger = logging.getLogger(__name__)
 
 # Requests made on behalf of CloudWatch Logs' EMF extraction carry this in their User-Agent and are counted apart.
 EMF_AGENT_MARK = "metricbatch-emf-extraction"
@@ -46,6 +54,11 @@ class RequestLedger:
             if operation.startswith("sqs:"):
                 payload = max(request_size, response_size)
                 self.sqs_billed_requests += max(1, math.ceil(payload / SQS_BILLING_CHUNK_BYTES))
+
+    def reject(self, reason: str) -> None:
+        """Note a request the strict check refused (and why)."""
+        with self._lock:
+            self.rejections.append(reason)
 
     def count(self, operation: str) -> int:
         with self._lock:
@@ -176,18 +189,40 @@ class AwsGateway:
         if fault is not None:
             status, code, message = _FAULT_RESPONSES[fault.kind]
             result = _error(recording_start_response, status, code, message)
-        elif self.strict and operation == "cloudwatch:PutMetricData":
-            try:
-                validate_put_metric_data(json.loads(body or b"{}"), len(body))
-            except CloudWatchRejection as rejection:
-                with self.ledger._lock:
-                    self.ledger.rejections.append(f"{rejection.code}: {rejection.message}")
-                result = _error(recording_start_response, "400 Bad Request", rejection.code, rejection.message)
-            except ValueError as exc:
-                result = _error(recording_start_response, "400 Bad Request", "SerializationException", str(exc))
-            else:
-                result = list(self.app(environ, recording_start_response))
         else:
-            result = list(self.app(environ, recording_start_response))
+            result = self._serve(operation, body, environ, recording_start_response)
         self.ledger.record(operation, len(body), sum(len(chunk) for chunk in result), status_holder[0])
         return result
+
+    def _serve(
+        self, operation: str, body: bytes, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """The strict CloudWatch check, the local CloudWatch's corrections, then moto."""
+        unsupported = unsupported_statistics_message(operation, body)
+        if unsupported is not None:
+            return _error(start_response, "400 Bad Request", UNSUPPORTED_CODE, unsupported)
+        if operation.startswith("cloudwatch:PutMetricData"):  # EMF extraction's too (EMF_SUFFIX), never strict
+            strict = self.strict and operation == "cloudwatch:PutMetricData"
+            try:
+                request = json.loads(body or b"{}")
+                if strict:
+                    validate_put_metric_data(request, len(body))
+            except CloudWatchRejection as rejection:
+                self.ledger.reject(f"{rejection.code}: {rejection.message}")
+                return _error(start_response, "400 Bad Request", rejection.code, rejection.message)
+            except ValueError as exc:
+                if strict:
+                    return _error(start_response, "400 Bad Request", "SerializationException", str(exc))
+            else:
+                if isinstance(request, dict) and fold_values_into_statistic_sets(request):
+                    rewritten = json.dumps(request).encode()
+                    environ["wsgi.input"] = io.BytesIO(rewritten)
+                    environ["CONTENT_LENGTH"] = str(len(rewritten))
+        try:
+            return list(self.app(environ, start_response))
+        except NotImplementedError as exc:
+            # moto raises this for actions it lacks (e.g. StartMessageMoveTask); werkzeug would log a 45-line
+            # traceback in the terminal of `metricbatch local`. Clients get a clean error they can act on.
+            logger.info("the local AWS does not implement %s: %s", operation, exc)
+            message = f"The local AWS (moto) does not implement {operation}"
+            return _error(start_response, "400 Bad Request", UNSUPPORTED_CODE, message)

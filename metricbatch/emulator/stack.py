@@ -11,10 +11,13 @@ from metricbatch.deploy import PipelineSettings, settings_for
 from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
+from metricbatch.env import NAMESPACE, QUEUE_URL
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 LOCAL_SERVICE_NAME = "metricbatch-local"
+# The default namespace env() hands to services (METRICBATCH_NAMESPACE), so `metricbatch send NAME VALUE` just works.
+LOCAL_NAMESPACE = "Local/App"
 
 
 class LocalPipeline:
@@ -36,6 +39,7 @@ class LocalPipeline:
         port: int = 0,
         strict: bool = True,
         queue_name: str = "metricbatch",
+        namespace: str = LOCAL_NAMESPACE,
     ) -> None:
         self.settings = settings or settings_for("dev")
         self.aws = EmbeddedAws(port=port, strict=strict)
@@ -49,6 +53,7 @@ class LocalPipeline:
         allowed = self.settings.allowed_namespaces if allowed_namespaces is None else tuple(allowed_namespaces)
         self.allowed_namespaces = tuple(allowed)
         self.queue_name = queue_name
+        self.namespace = namespace
         self._saved_env: dict[str, str | None] = {}
         self._poller: SqsEventSourcePoller | None = None
         self._running = False
@@ -66,7 +71,7 @@ class LocalPipeline:
             {
                 **self.aws.env(),
                 "METRICBATCH_DLQ_URL": self.queues.dlq_url,
-                "METRICBATCH_QUEUE_URL": self.queues.queue_url,
+                QUEUE_URL: self.queues.queue_url,
                 "METRICBATCH_ALLOWED_NAMESPACES": ",".join(self.allowed_namespaces),
                 "POWERTOOLS_METRICS_NAMESPACE": self.settings.self_metrics_namespace,
                 "POWERTOOLS_SERVICE_NAME": LOCAL_SERVICE_NAME,
@@ -202,8 +207,8 @@ class LocalPipeline:
         return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
 
     def env(self) -> dict[str, str]:
-        """What a service in another process exports to use this pipeline."""
-        return {**self.aws.env(), "METRICBATCH_QUEUE_URL": self.queue_url}
+        """What a service in another process exports to use this pipeline (``metricbatch local`` prints it)."""
+        return {**self.aws.env(), QUEUE_URL: self.queue_url, NAMESPACE: self.namespace}
 
     # -- environment ----------------------------------------------------------------------------------------------
     def _set_env(self, values: dict[str, str]) -> None:

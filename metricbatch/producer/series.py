@@ -48,9 +48,7 @@ def validate_series(
 ) -> Series:
     """A Series from user input; raises InvalidMetricError naming the broken rule."""
     if namespace is None:
-        raise InvalidMetricError(
-            "namespace.missing", "no namespace: pass namespace= or set a default (METRICBATCH_NAMESPACE)"
-        )
+        raise InvalidMetricError("namespace.missing", "no namespace: pass namespace= or set METRICBATCH_NAMESPACE")
     return Series(
         check_namespace(namespace),
         check_name(name),

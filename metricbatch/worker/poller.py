@@ -59,6 +59,8 @@ class LambdaContext:
 
 @dataclass
 class PollerStats:
+    """What the poller did; updated from its threads through ``record_invocation`` and ``record_batch_failure``."""
+
     invocations: int = 0
     records: int = 0
     deleted: int = 0
@@ -67,6 +69,19 @@ class PollerStats:
     handler_seconds: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_invocation(self, *, records: int, deleted: int, item_failures: int, seconds: float) -> None:
+        with self._lock:
+            self.invocations += 1
+            self.records += records
+            self.deleted += deleted
+            self.item_failures += item_failures
+            self.handler_seconds += seconds
+            self.batch_sizes.append(records)
+
+    def record_batch_failure(self) -> None:
+        with self._lock:
+            self.batch_failures += 1
 
 
 def build_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
@@ -206,19 +221,14 @@ class SqsEventSourcePoller:
                 logger.warning("handler failed the whole batch of %d: %s", len(records), exc)
                 failed_ids = {r["messageId"] for r in records}
                 response = {"error": f"{type(exc).__name__}: {exc}"}
-                with self.stats._lock:
-                    self.stats.batch_failures += 1
+                self.stats.record_batch_failure()
         elapsed = time.perf_counter() - started
         self._forward_output(captured.getvalue())
         to_delete = [m for m in messages if m["MessageId"] not in failed_ids]
         self._delete(to_delete)
-        with self.stats._lock:
-            self.stats.invocations += 1
-            self.stats.records += len(records)
-            self.stats.deleted += len(to_delete)
-            self.stats.item_failures += len(failed_ids)
-            self.stats.handler_seconds += elapsed
-            self.stats.batch_sizes.append(len(records))
+        self.stats.record_invocation(
+            records=len(records), deleted=len(to_delete), item_failures=len(failed_ids), seconds=elapsed
+        )
         return response if isinstance(response, dict) else {"response": response}
 
     def poll_once(
@@ -290,7 +300,7 @@ class SqsEventSourcePoller:
                 except Exception:
                     logger.exception("cannot forward an EMF line")
             elif line.strip():
-                logger.debug("handler: %s", line)
+                print(line, flush=True)  # the handler's own log lines (Powertools JSON), as Lambda's would be
 
 
 def _failed_ids(response: Any, ids: set[str]) -> set[str]:

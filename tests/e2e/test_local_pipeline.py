@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from e2e_support import CLI, child_env, read_local_exports, start_local
 
+from metricbatch.batcher.self_metrics import METRICS_RECEIVED
 from metricbatch.emulator.stack import LocalPipeline
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
-
-REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "metricbatch"]
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
-    env.update(extra)
-    env["PYTHONPATH"] = str(REPO)
-    return env
 
 
 @pytest.fixture
@@ -83,7 +73,7 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
         capture_output=True,
         text=True,
         timeout=180,
-        env=_child_env({}),
+        env=child_env({}),
         check=False,
     )
     # THEN the last stdout line is the report and nothing was lost
@@ -104,6 +94,7 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
     assert report["metrics_lost"] == 0
     assert report["dlq_messages"] == 0
     assert 1 <= report["put_metric_data_calls"] <= 100
+    assert report["api_calls_saved"] == 20000 - report["put_metric_data_calls"]  # the batcher's definition
     assert report["series_exact"] == report["series"]
     assert report["invalid_requests"] == 0
     assert "savings report" in result.stdout
@@ -205,7 +196,7 @@ def test_send_command_reaches_cloudwatch(pipeline: LocalPipeline) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_child_env(pipeline.env()),
+        env=child_env(pipeline.env()),
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -221,7 +212,7 @@ def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline: LocalPipel
         capture_output=True,
         text=True,
         timeout=60,
-        env=_child_env(pipeline.env()),
+        env=child_env(pipeline.env()),
         check=False,
     )
     assert result.returncode == 2
@@ -231,22 +222,9 @@ def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline: LocalPipel
 
 def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() -> None:
     # GIVEN `metricbatch local` running with a short window
-    local = subprocess.Popen(
-        [*CLI, "local", "--window", "0.5", "--interval", "0.5"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_child_env({}),
-    )
+    local = start_local("--window", "0.5", "--interval", "0.5")
     try:
-        exports: dict[str, str] = {}
-        assert local.stdout is not None
-        deadline = time.monotonic() + 60
-        while "METRICBATCH_QUEUE_URL" not in exports and time.monotonic() < deadline:
-            line = local.stdout.readline()
-            if line.startswith("export "):
-                key, _, value = line[len("export ") :].strip().partition("=")
-                exports[key] = value
+        exports, _ = read_local_exports(local)
         assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
         # WHEN a service in another process sends through the default producer and exits without flush()
         script = (
@@ -256,7 +234,7 @@ def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() 
         )
         producer = subprocess.run(
             [sys.executable, "-c", script],
-            env=_child_env({**exports, "METRICBATCH_NAMESPACE": "E2E/Local"}),
+            env=child_env({**exports, "METRICBATCH_NAMESPACE": "E2E/Local"}),
             capture_output=True,
             text=True,
             timeout=60,
@@ -298,7 +276,7 @@ def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() 
 
 def test_poll_command_runs_the_batcher_as_a_worker_and_stops_on_sigterm(pipeline: LocalPipeline) -> None:
     # GIVEN `metricbatch poll` as a long-lived worker against the pipeline's queue (any SQS endpoint would do)
-    env = _child_env(
+    env = child_env(
         {
             **pipeline.env(),
             "METRICBATCH_DLQ_URL": pipeline.dlq_url,
@@ -332,7 +310,7 @@ def test_poll_command_runs_the_batcher_as_a_worker_and_stops_on_sigterm(pipeline
     assert worker.returncode == 0, stderr[-2000:]
     assert "stopped:" in stderr
     # its self-metrics went to stdout as EMF lines, for the CloudWatch agent
-    assert any('"_aws"' in line and "MetricsReceived" in line for line in stdout.splitlines())
+    assert any('"_aws"' in line and METRICS_RECEIVED in line for line in stdout.splitlines())
 
 
 def test_drain_after_the_background_pollers_stopped_still_processes_the_queue(pipeline: LocalPipeline) -> None:

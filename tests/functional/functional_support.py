@@ -75,7 +75,12 @@ class DlqMessage:
     reason: str | None
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body parsed strictly (RFC 8259: no NaN or Infinity), as JSON.parse in Node would."""
+
+        def refuse(constant: str) -> Any:
+            raise ValueError(f"the DLQ body is not JSON: it holds {constant}")
+
+        return json.loads(self.body, parse_constant=refuse)
 
 
 def take_dlq(pipeline: LocalPipeline, *, wait_seconds: float = 0.0) -> list[DlqMessage]:

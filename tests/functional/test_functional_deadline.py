@@ -12,6 +12,7 @@ import pytest
 from functional_support import Expected, calls, mismatches, peek, send_bodies, take_dlq, unique_namespace
 
 from metricbatch.batcher.batcher import MAX_REQUEUE_ATTEMPTS
+from metricbatch.batcher.self_metrics import MESSAGES_REQUEUED
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK, Fault
 from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
@@ -75,7 +76,7 @@ def test_throttled_handler_answers_in_time_requeues_and_everything_lands_once(
         expected.add(namespace, "Work", (i % 4) * 0.5, dims)
     assert producer.flush(timeout=10)
     producer.close()
-    requeued_before = _self_metric(pipeline, "MessagesRequeued")
+    requeued_before = _self_metric(pipeline, MESSAGES_REQUEUED)
     pipeline.aws.ledger.reset()
 
     # GIVEN CloudWatch throttles every PutMetricData for a while (10 requests), longer than one 3 s invocation lasts
@@ -92,7 +93,7 @@ def test_throttled_handler_answers_in_time_requeues_and_everything_lands_once(
     assert pipeline.aws.faults.injected["cloudwatch:PutMetricData"] - injected_before == 10
     assert poller.stats.invocations >= 2
     assert calls(pipeline, "sqs:SendMessageBatch") >= 1
-    assert _self_metric(pipeline, "MessagesRequeued") > requeued_before
+    assert _self_metric(pipeline, MESSAGES_REQUEUED) > requeued_before
     # AND everything landed exactly once, nothing was set aside, nothing is left
     assert mismatches(pipeline, expected) == {}
     assert take_dlq(pipeline) == []

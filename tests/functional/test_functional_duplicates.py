@@ -67,13 +67,12 @@ def test_a_redelivery_to_another_sandbox_counts_twice(clean_pipeline: LocalPipel
     clean_pipeline.poller.invoke([message])
     # WHEN a different sandbox (no memory of it) receives it again -- the design's documented limit
     from metricbatch.batcher import handler as batcher_lambda
-    from metricbatch.batcher.batcher import RecentMessageIds
 
-    fresh = RecentMessageIds()
-    original, batcher_lambda._settled_ids = batcher_lambda._settled_ids, fresh
+    original = batcher_lambda.sandbox()
+    batcher_lambda.new_sandbox()
     try:
         clean_pipeline.poller.invoke([message])
     finally:
-        batcher_lambda._settled_ids = original
+        batcher_lambda.new_sandbox(original)
     # THEN CloudWatch counts it twice: sum and sample count doubled (measured, and stated in the README)
     assert clean_pipeline.read_series(namespace, "Orders", unit="Count") == (10.0, 2.0)

@@ -16,6 +16,7 @@ from functional_support import (
     unreachable_client,
 )
 
+from metricbatch.batcher.self_metrics import PUT_METRIC_DATA_RETRIES
 from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import SELF_METRICS_NAMESPACE
@@ -49,7 +50,7 @@ def test_cloudwatch_failing_60_percent_of_calls_still_gets_every_sum_exact(
     _send_workload(producer, namespaces, 4000, expected)
     assert producer.flush(timeout=10)
     producer.close()
-    retries_before = _self_metric(pipeline, "PutMetricDataRetries")
+    retries_before = _self_metric(pipeline, PUT_METRIC_DATA_RETRIES)
     injected_before = pipeline.aws.faults.injected["cloudwatch:PutMetricData"]
     pipeline.aws.ledger.reset()  # from here on, SendMessageBatch calls are the handler's re-queues
 
@@ -71,7 +72,7 @@ def test_cloudwatch_failing_60_percent_of_calls_still_gets_every_sum_exact(
     attempts = calls(pipeline, "cloudwatch:PutMetricData")
     assert injected >= 10
     assert 0.4 <= injected / attempts <= 0.85, (injected, attempts)
-    assert _self_metric(pipeline, "PutMetricDataRetries") - retries_before >= injected * 0.75
+    assert _self_metric(pipeline, PUT_METRIC_DATA_RETRIES) - retries_before >= injected * 0.75
     print(
         f"\n{kind} 60%: PutMetricData attempts={attempts} faulted={injected} ({injected / attempts:.0%}) "
         f"requeue sends={calls(pipeline, 'sqs:SendMessageBatch')} invocations={pipeline.poller.stats.invocations}"

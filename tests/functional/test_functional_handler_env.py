@@ -12,6 +12,7 @@ CHILD = textwrap.dedent(
     """
     import json, os
     import metricbatch.batcher.handler  # imported before any POWERTOOLS_* or METRICBATCH_* variable exists
+    from metricbatch.batcher.self_metrics import METRICS_RECEIVED
     from metricbatch.env import SELF_METRICS_NAMESPACE
     from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 
@@ -26,7 +27,7 @@ CHILD = textwrap.dedent(
             "batch_failures": pipeline.poller.stats.batch_failures,
             "queue_depth": pipeline.queue_depth(),
             "sum": pipeline.read_series("Env/Check", "Early")[0],
-            "received": pipeline.read_series(SELF_METRICS_NAMESPACE, "MetricsReceived", service)[0],
+            "received": pipeline.read_series(SELF_METRICS_NAMESPACE, METRICS_RECEIVED, service)[0],
         }))
     """
 )

@@ -79,7 +79,9 @@ def test_bad_bodies_and_datums_are_set_aside_and_the_rest_lands_exactly_once(cle
         "timestamp.too_old",
         "unit.unknown",
     ]
-    assert [e["index"] for e in set_aside["errors"]] == [1, 2, 3, 4]
+    assert [e["position"] for e in set_aside["errors"]] == [1, 2, 3, 4]  # in the source message
+    assert [e["index"] for e in set_aside["errors"]] == [0, 1, 2, 3]  # in this body's metrics
+    assert set_aside["errors"][0]["non_finite"] == {"value": "NaN"}
     assert len(set_aside["metrics"]) == 4
     assert "4 invalid metric(s)" in (dlq["value.finite"].reason or "")
     foreign_part = dlq["namespace.not_allowed"].json()

@@ -51,6 +51,7 @@ def test_savings_matches_the_ledger(drained: tuple[LocalPipeline, int], capsys: 
     # THEN its numbers are the ones the gateway counted
     assert report["service"] == LOCAL_SERVICE_NAME
     assert report["metrics_received"] == METRICS
+    assert report["metrics_published"] == METRICS
     assert report["put_metric_data_calls"] == put_calls
     assert report["api_calls_saved"] == METRICS - put_calls
     assert report["gross_saving"] == pytest.approx((METRICS - put_calls) * PRICE_PUT_METRIC_DATA_PER_REQUEST)

@@ -26,11 +26,16 @@ SYNTH_REGION = "eu-west-1"  # the CLI turns AWS_REGION into CDK_DEFAULT_REGION
 SYNTH_TIMEOUT_SECONDS = 240
 
 # Context of the "custom" variant: overrides through the JSON form and a direct key that wins over it.
+# Every value differs from the environment's default, so a stack that ignored the setting would show it.
+EXISTING_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 CUSTOM_OVERRIDES = {
     "allowed_namespaces": ["Shop/", "Payments/"],
     "alarm_email": "oncall@example.com",
     "max_concurrency": 3,
+    "max_receive_count": 3,
+    "dlq_retention_days": 7,
     "tags": {"team": "observability"},
+    "encryption_key": EXISTING_KEY_ARN,
 }
 CUSTOM_MAX_CONCURRENCY = 7
 
@@ -47,6 +52,8 @@ VARIANTS: dict[str, list[str]] = {
         "-c",
         f"max_concurrency={CUSTOM_MAX_CONCURRENCY}",
     ],
+    # A key the stack creates, chosen the way an operator would: one context key on the command line.
+    "kms": ["-c", "env=prod", "-c", "encryption_key=kms"],
 }
 
 
@@ -55,6 +62,7 @@ EXPECTED_SETTINGS: dict[str, PipelineSettings] = {
     "staging": settings_for("staging"),
     "prod": settings_for("prod"),
     "custom": settings_for("staging").with_overrides({**CUSTOM_OVERRIDES, "max_concurrency": CUSTOM_MAX_CONCURRENCY}),
+    "kms": settings_for("prod").with_overrides({"encryption_key": "kms"}),
 }
 
 
@@ -106,6 +114,17 @@ class SynthResult:
         (dlq,) = [k for k in queues if k != main]
         return main, dlq
 
+    @property
+    def batcher_asset(self) -> Path:
+        """The batcher's deployment package as staged in the cloud assembly (the folder CDK zips and uploads)."""
+        _, function = self.only("AWS::Lambda::Function")
+        return self.outdir / str(function["Metadata"]["aws:asset:path"])
+
+    @property
+    def handler(self) -> str:
+        _, function = self.only("AWS::Lambda::Function")
+        return str(function["Properties"]["Handler"])
+
     @staticmethod
     def render(value: Any) -> str:
         return render_join(value)
@@ -153,7 +172,8 @@ class SynthCache:
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthCache:
-    """Synthesized variants by name: ``dev``, ``staging``, ``prod`` and ``custom`` (staging with overrides)."""
+    """Synthesized variants by name: ``dev``, ``staging``, ``prod``, ``custom`` (staging with overrides, an existing
+    KMS key among them) and ``kms`` (prod with a key the stack creates)."""
     return SynthCache(tmp_path_factory.mktemp("cdk-synth"))
 
 

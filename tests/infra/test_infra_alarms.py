@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from metricbatch.batcher.self_metrics import METRICS_REJECTED
+
 if TYPE_CHECKING:
     from conftest import SynthCache, SynthResult
 
@@ -69,7 +71,7 @@ def test_batcher_errors_and_throttles_alarms(env_synth: SynthResult) -> None:
 
 
 def test_metrics_rejected_alarm_fires_on_any_rejection(env_synth: SynthResult) -> None:
-    alarm = _alarm(env_synth, "MetricBatch", "MetricsRejected")
+    alarm = _alarm(env_synth, "MetricBatch", METRICS_REJECTED)
     assert alarm["Dimensions"] == [{"Name": "service", "Value": f"metricbatch-{env_synth.settings.name}"}]
     assert alarm["Statistic"] == "Sum"
     # Counts are whole numbers: ">= 1" is "> 0".

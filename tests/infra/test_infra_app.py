@@ -83,7 +83,14 @@ def test_settings_from_context_direct_keys_beat_overrides() -> None:
 
 @pytest.mark.parametrize(
     "context",
-    [{"env": "qa"}, {"overrides": '{"nonsense_setting": 1}'}, {"overrides": "[1, 2]"}, {"max_concurrency": "1"}],
+    [
+        {"env": "qa"},
+        {"overrides": '{"nonsense_setting": 1}'},
+        {"overrides": "[1, 2]"},
+        {"max_concurrency": "1"},
+        {"encryption_key": "aws-managed"},
+        {"encryption_key": "arn:aws:kms:eu-west-1:111122223333:alias/metrics"},  # an alias, not a key
+    ],
 )
 def test_bad_context_is_refused(context: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):

@@ -105,8 +105,6 @@ def test_more_than_150_distinct_values_split_into_chunks_preserving_the_histogra
         for v, c in zip(d.values, d.counts, strict=True):
             merged[v] = merged.get(v, 0.0) + c
     assert merged == expected
-    # AND entries are counted once, on the first chunk
-    assert sum(d.entries for d in datums) == 1000
     assert all(d.sources == frozenset({0, 1, 2}) for d in datums)
 
 
@@ -120,13 +118,12 @@ def test_sources_are_tracked_per_datum() -> None:
     assert by_name == {"A": frozenset({0, 2}), "B": frozenset({1, 3}), "C": frozenset()}
 
 
-def test_aggregate_merges_datums_keeping_sources_and_entries() -> None:
-    first = Datum("Shop", "L", (), "None", 60, MINUTE + 1, [1.0, 2.0], [1.0, 2.0], sources=frozenset({0}), entries=3)
-    second = Datum("Shop", "L", (), "None", 60, MINUTE + 2, [2.0], [1.0], sources=frozenset({4}), entries=1)
+def test_aggregate_merges_datums_keeping_sources() -> None:
+    first = Datum("Shop", "L", (), "None", 60, MINUTE + 1, [1.0, 2.0], [1.0, 2.0], sources=frozenset({0}))
+    second = Datum("Shop", "L", (), "None", 60, MINUTE + 2, [2.0], [1.0], sources=frozenset({4}))
     (merged,) = aggregate([first, second])
     assert dict(zip(merged.values, merged.counts, strict=True)) == {1.0: 1.0, 2.0: 3.0}
     assert merged.sources == frozenset({0, 4})
-    assert merged.entries == 4
     assert merged.timestamp == MINUTE + 1
     assert len(DatumAggregator()) == 0
 
@@ -164,4 +161,4 @@ def test_split_values_halves_a_datum_keeping_its_samples() -> None:
     assert (first.values, second.values) == ([1.0], [2.0, 3.0])
     assert first.total + second.total == datum.total
     assert first.sources == second.sources == frozenset({4})
-    assert first.entries + second.entries == datum.entries
+    assert first.sample_count + second.sample_count == datum.sample_count

@@ -18,6 +18,15 @@ QUEUE = "https://sqs.fake/123456789012/metrics"
 DLQ = "https://sqs.fake/123456789012/metrics-dlq"
 
 
+def strict_json(text: str) -> Any:
+    """json.loads that refuses what RFC 8259 does not allow (NaN, Infinity), as JSON.parse does."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def metric(name: str, value: float, namespace: str = "Shop/Checkout", **extra: Any) -> dict[str, Any]:
     return {"namespace": namespace, "name": name, "value": value, "timestamp": time.time() - 30, **extra}
 
@@ -75,8 +84,9 @@ def test_bad_input_goes_to_the_dlq_and_valid_datums_are_published_once() -> None
     }
     assert all(m["Attributes"][ATTR_REASON] for m in dlq.values())
     assert dlq["m-json"]["Body"] == "this is not json"  # unparseable bodies are kept verbatim
-    mixed_aside = json.loads(dlq["m-mixed"]["Body"])
-    assert len(mixed_aside["metrics"]) == 1 and mixed_aside["errors"][0]["index"] == 1
+    mixed_aside = strict_json(dlq["m-mixed"]["Body"])
+    assert len(mixed_aside["metrics"]) == 1
+    assert (mixed_aside["errors"][0]["index"], mixed_aside["errors"][0]["position"]) == (0, 1)
     foreign_aside = json.loads(dlq["m-foreign"]["Body"])
     assert [m["namespace"] for m in foreign_aside["metrics"]] == ["Other/Team"]
     # AND nothing was re-queued; the report adds up
@@ -86,7 +96,7 @@ def test_bad_input_goes_to_the_dlq_and_valid_datums_are_published_once() -> None
     assert report.metrics_published == 5
     assert report.put_metric_data_calls == 1
     assert report.messages_set_aside == 4
-    assert report.api_calls_saved == 7 - 1
+    assert report.api_calls_saved == 5 - 1  # what was published, less the call that published it
 
 
 def test_datums_of_many_records_merge_into_few_calls() -> None:
@@ -365,3 +375,92 @@ def test_a_wire_metric_whose_counts_are_all_zero_is_set_aside_and_its_neighbours
     assert cloudwatch.samples("Latency") == [(3.0, 1.0)]
     (aside,) = sqs.messages(DLQ)
     assert aside["Attributes"][ATTR_RULE] == "counts.zero"
+
+
+def test_unsent_datums_are_requeued_without_parsing_the_json_just_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a batch whose datums CloudWatch cannot take (throttled throughout)
+    cloudwatch, sqs = FakeCloudWatch(always=throttling()), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs, clock=FakeClock(budget=3))
+    for i in range(5):
+        batcher.add_record(f"m-{i}", body(*(metric(f"M{j}", float(i * 10 + j)) for j in range(10))))
+
+    # WHEN it finishes, with JSON parsing forbidden (it only writes JSON)
+    def no_parsing(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("JSON was parsed while settling")
+
+    monkeypatch.setattr(json, "loads", no_parsing)
+    failures = batcher.finish()
+    monkeypatch.undo()
+
+    # THEN every datum is back on the queue, in one message, exactly once
+    assert failures == []
+    (requeued,) = sqs.envelopes(QUEUE)
+    assert requeued["attempt"] == 1
+    assert sorted(m["name"] for m in requeued["metrics"]) == sorted(f"M{j}" for j in range(10))
+    assert sum(sum(m["counts"]) for m in requeued["metrics"]) == 50
+
+
+def test_the_saving_counts_what_was_published_once_not_what_was_received() -> None:
+    # GIVEN CloudWatch down: one message of 10 samples is received, nothing published, its datums re-queued
+    sqs = FakeSqs()
+    down = make_batcher(FakeCloudWatch(always=throttling()), sqs, clock=FakeClock(budget=3))
+    down.add_record("m-1", body(*(metric("Latency", float(i)) for i in range(10))))
+    assert down.finish() == []
+    # THEN nothing is saved yet (the old definition, received - calls, claimed 10)
+    assert (down.report.metrics_received, down.report.metrics_published) == (10, 0)
+    assert down.report.api_calls_saved == 0
+    # WHEN CloudWatch is back and the re-queued message is handled
+    (requeued,) = sqs.messages(QUEUE)
+    up = make_batcher(FakeCloudWatch(), sqs)
+    up.add_record("m-2", requeued["Body"])
+    assert up.finish() == []
+    # THEN the samples are counted once, when published: not received again, saved = published - the one call
+    assert (up.report.metrics_received, up.report.metrics_published, up.report.put_metric_data_calls) == (0, 10, 1)
+    assert down.report.api_calls_saved + up.report.api_calls_saved == 10 - 1
+
+
+def test_samples_of_a_record_that_will_be_redelivered_are_not_counted_as_published() -> None:
+    # GIVEN one record whose datums partly publish (namespace Up) and partly cannot be re-queued (Down)
+    cloudwatch = FakeCloudWatch(fail_with=lambda p: throttling() if p["Namespace"] == "Shop/Down" else None)
+    batcher = make_batcher(cloudwatch, FakeSqs(raise_for=lambda url: throttling()), clock=FakeClock(budget=3))
+    batcher.add_record(
+        "m-mixed", body(metric("Latency", 1.0, namespace="Shop/Up"), metric("L", 2.0, namespace="Shop/Down"))
+    )
+    batcher.add_record(
+        "m-good", body(metric("Latency", 3.0, namespace="Shop/Up"), metric("Latency", 4.0, namespace="Shop/Up"))
+    )
+    # WHEN it finishes: m-mixed fails (SQS redelivers it, and its Up datum will be published again then)
+    assert batcher.finish() == ["m-mixed"]
+    # THEN only the settled record's samples count as published; the redelivery will count the others
+    assert cloudwatch.sample_count("Latency") == 3
+    assert batcher.report.metrics_published == 2
+    assert batcher.report.api_calls_saved == 2 - 1
+
+
+def test_dlq_bodies_are_strict_json_and_errors_point_into_them() -> None:
+    # GIVEN a message whose invalid metrics hold numbers JSON cannot (what Python's json and other encoders write)
+    cloudwatch, sqs = FakeCloudWatch(), FakeSqs()
+    batcher = make_batcher(cloudwatch, sqs)
+    raw = body(
+        metric("Latency", 1.0),
+        metric("Latency", float("inf")),
+        {"namespace": "Shop/Checkout", "name": "L", "values": [1.0, float("nan")], "counts": [1, float("-inf")]},
+        metric("Latency", 2.0, unit="Parsecs", timestamp=float("nan")),
+    )
+    assert "Infinity" in raw and "NaN" in raw
+    batcher.add_record("m-1", raw)
+    assert batcher.finish() == []
+    # THEN the DLQ body parses with a strict parser ...
+    (message,) = sqs.messages(DLQ)
+    aside = strict_json(message["Body"])
+    # ... errors[i] explains metrics[i], and says where it was in the source message and what was not a number
+    assert [e["index"] for e in aside["errors"]] == [0, 1, 2]
+    assert [e["position"] for e in aside["errors"]] == [1, 2, 3]
+    assert [e["rule"] for e in aside["errors"]] == ["value.finite", "value.finite", "unit.unknown"]
+    assert aside["errors"][0]["non_finite"] == {"value": "Infinity"}
+    assert aside["errors"][1]["non_finite"] == {"values[1]": "NaN", "counts[1]": "-Infinity"}
+    assert aside["errors"][2]["non_finite"] == {"timestamp": "NaN"}
+    assert aside["metrics"][1]["values"] == [1.0, "NaN"]
+    assert aside["source_message_id"] == "m-1"
+    # AND the valid metric was published
+    assert cloudwatch.samples("Latency") == [(1.0, 1.0)]

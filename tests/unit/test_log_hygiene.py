@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
+from metricbatch.batcher.self_metrics import BatchReport
 from metricbatch.emulator.strict_cloudwatch import validate_put_metric_data
 from metricbatch.worker.poller import LambdaContext, build_record
 
-from .conftest import ProducerFactory
-from .fakes import FakeCloudWatch, FakeSqs, connection_error, throttling
+from .conftest import ProducerFactory, RecordedSleeps
+from .fakes import FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
 
 VALUE_MARKER = 424242.4242
 DIM_MARKER = "dimvalue-7f3a9c"
@@ -88,7 +88,6 @@ def test_handler_logs_no_payload_and_no_credentials(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
-    request: pytest.FixtureRequest,
 ) -> None:
     # GIVEN the real handler with signed boto3 clients (moto in-process) and a batch of metrics, good and bad
     caplog.set_level(logging.INFO)
@@ -102,9 +101,11 @@ def test_handler_logs_no_payload_and_no_credentials(
         monkeypatch.setenv("METRICBATCH_DLQ_URL", dlq_url)
         monkeypatch.setenv("METRICBATCH_QUEUE_URL", queue_url)
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MetricBatch")
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "metricbatch-hygiene")
+        monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
         from metricbatch.batcher import handler as batcher_lambda
 
-        monkeypatch.setattr(batcher_lambda, "_clients", {})
+        function = batcher_lambda.BatcherFunction()
         # moto accepts what CloudWatch refuses: every PutMetricData the handler sends passes the strict check first.
         checked: list[int] = []
 
@@ -113,13 +114,7 @@ def test_handler_logs_no_payload_and_no_credentials(
             validate_put_metric_data(json.loads(raw), len(raw))
             checked.append(len(raw))
 
-        batcher_lambda._client("cloudwatch").meta.events.register("before-send.cloudwatch.PutMetricData", strict)
-        # Powertools binds its stream at import, which may have been under another test's capture.
-        monkeypatch.setattr(batcher_lambda.logger.registered_handler, "stream", sys.stdout)
-        # ... and its level (a local pipeline imported earlier in this process runs it at WARNING).
-        level = batcher_lambda.logger.log_level
-        batcher_lambda.logger.setLevel(logging.INFO)
-        request.addfinalizer(lambda: batcher_lambda.logger.setLevel(level))
+        function.client("cloudwatch").meta.events.register("before-send.cloudwatch.PutMetricData", strict)
         queue_arn = "arn:aws:sqs:us-east-1:123456789012:hygiene"
         messages = [
             {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": body, "Attributes": {}}
@@ -129,7 +124,7 @@ def test_handler_logs_no_payload_and_no_credentials(
         context = LambdaContext(function_name="batcher", memory_mb=256, timeout_seconds=30, region="us-east-1")
 
         # WHEN the batch is handled
-        response = batcher_lambda.handler(event, context)
+        response = function(event, context)
 
         # THEN the work was done (the bad parts are in the DLQ) ...
         assert response == {"batchItemFailures": []}
@@ -139,22 +134,34 @@ def test_handler_logs_no_payload_and_no_credentials(
     # ... and no log line, stdout (Powertools JSON, EMF) included, carries payload or credentials
     output = capfd.readouterr()
     _assert_clean(caplog.records, output.out + output.err)
-    # (the search had something to search: the set-asides were logged, and the Powertools line went to stdout)
-    assert any("setting aside" in r.getMessage() for r in caplog.records)
-    assert '"batch done"' in output.out
+    # (the search had something to search: the set-asides were logged as JSON lines, and so was the batch summary)
+    logged = [str(json.loads(line).get("message", "")) for line in output.out.splitlines() if line.strip()]
+    assert any("setting aside" in m for m in logged)
+    assert "batch done" in logged
+
+
+# CloudWatch's own error messages echo the offending value: a rejection must not carry it into a log line.
+REJECTION = client_error(
+    "InvalidParameterValue", message=f"The value {VALUE_MARKER} for parameter MetricData.member.1.Value is invalid."
+)
 
 
 @pytest.mark.parametrize(
-    "cloudwatch",
+    ("cloudwatch", "took_the_path"),
     [
-        FakeCloudWatch(always=throttling()),
-        FakeCloudWatch(always=connection_error()),
-        FakeCloudWatch(fail_with=lambda params: throttling() if len(params["MetricData"]) > 0 else None),
+        (FakeCloudWatch(always=throttling()), lambda report: report.put_metric_data_retries > 0),
+        (FakeCloudWatch(always=connection_error()), lambda report: report.put_metric_data_retries > 0),
+        # 1 sample invalid at the edge + 2 refused by CloudWatch value by value (the values message; the first
+        # message fails whole before publishing: its invalid part could not reach the DLQ)
+        (FakeCloudWatch(always=REJECTION), lambda report: report.metrics_rejected == 1 + 2),
     ],
     ids=["throttled", "unreachable", "rejecting"],
 )
-def test_batcher_failure_paths_log_no_payload(cloudwatch: FakeCloudWatch, caplog: pytest.LogCaptureFixture) -> None:
-    # GIVEN CloudWatch failing and SQS refusing every re-queue and set-aside
+def test_batcher_failure_paths_log_no_payload(
+    cloudwatch: FakeCloudWatch, took_the_path: Callable[[BatchReport], bool], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN CloudWatch failing (throttling, unreachable, or rejecting every datum with a message that names the
+    # value) and SQS refusing every re-queue and set-aside
     caplog.set_level(logging.INFO)
     sqs = FakeSqs(raise_for=lambda url: throttling())
     config = BatcherConfig(dlq_url="https://fake/dlq", queue_url="https://fake/q")
@@ -163,20 +170,23 @@ def test_batcher_failure_paths_log_no_payload(cloudwatch: FakeCloudWatch, caplog
         batcher.add_record(f"m-{i}", body)
     # WHEN it finishes: errors and warnings are logged
     failed = batcher.finish()
-    # THEN records fail (SQS redelivers them), and the log says why without the payload
+    # THEN the failure path named by the case was taken (retries, or datums refused one by one) ...
+    assert took_the_path(batcher.report), batcher.report
+    # ... records fail (SQS redelivers them), and the log says why without the payload
     assert failed
     assert any(r.levelno >= logging.WARNING for r in caplog.records)
     _assert_clean(caplog.records)
 
 
 def test_producer_drops_and_send_errors_log_no_payload(
-    make_producer: ProducerFactory, no_backoff: None, caplog: pytest.LogCaptureFixture
+    make_producer: ProducerFactory, no_backoff: RecordedSleeps, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN a producer whose SQS and fallback CloudWatch both fail
     caplog.set_level(logging.INFO)
     producer = make_producer(
         sqs_client=FakeSqs(raise_for=lambda url: connection_error()),
         cloudwatch_client=FakeCloudWatch(always=throttling()),
+        sleep=no_backoff,
     )
     # WHEN it is sent metrics and flushed
     for _ in range(5):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from metricbatch.cloudwatch.aggregation import Datum
-from metricbatch.cloudwatch.packing import PutMetricDataRequest, datum_to_api, pack_requests
+from metricbatch.cloudwatch.packing import PutMetricDataRequest, datum_size_bound, datum_to_api, pack_requests
 from metricbatch.emulator.strict_cloudwatch import validate_put_metric_data
 
 NOW = time.time()
@@ -127,3 +127,27 @@ def test_count_boundaries(count: int) -> None:
     assert len(requests) == (count + 999) // 1000
     for request in requests:
         assert_cloudwatch_accepts(request)
+
+
+def test_the_size_bound_is_never_below_the_serialized_size() -> None:
+    # Requests far from the byte limit are packed by this bound, without serializing each datum to size it.
+    worst_float = -2.2250738585072014e-308  # the longest repr a float has
+    worst_text = '"\\' * 127 + "x"  # every character escaped in JSON
+    dims = tuple((f'{i:02d}"' + "\\" * 120, '"' * 1024) for i in range(30))
+    shapes = [
+        datum("A"),
+        datum(
+            worst_text, [worst_float] * 150, [worst_float] * 150, dimensions=dims, unit="Terabytes/Second", resolution=1
+        ),
+        datum("B", [float(i) for i in range(150)], [1.0] * 150, unit="Count/Second"),
+        datum("C", [1e300], [3.0], dimensions=(("K", "v"),)),
+    ]
+    for shape in shapes:
+        assert datum_size_bound(shape) >= len(json.dumps(datum_to_api(shape))) + len(", ")
+
+
+def test_far_from_the_byte_limit_only_the_count_splits() -> None:
+    datums = [datum(f"M{i}", [float(i), float(i + 1)], [1.0, 2.0]) for i in range(2500)]
+    requests = pack_requests(datums)
+    assert [len(r.datums) for r in requests] == [1000, 1000, 500]
+    assert all(r.size_bytes <= 1_000_000 for r in requests)

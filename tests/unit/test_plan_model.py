@@ -118,11 +118,23 @@ def test_billed_sqs_requests_counts_64k_chunks() -> None:
     assert billed_sqs_requests(1, 3 * 65_536) == 3
 
 
-def test_existing_cost_functions_unchanged() -> None:
-    assert direct_cost(1000).dollars == pytest.approx(0.01)
-    assert old_batcher_cost(1000).put_metric_data_calls == 50
-    cost = DesignCost("x", put_metric_data_calls=1000, sqs_requests=1e6, lambda_invocations=1e6, lambda_gb_seconds=1)
-    assert cost.dollars == pytest.approx(0.01 + 0.40 + 0.20 + 0.0000133334)
+def test_plan_prices_a_month_with_the_cost_model() -> None:
+    # The plan's monthly dollars are the cost model's (metricbatch.costs) for a month of the workload, not a second
+    # copy of the arithmetic: one call per metric, and the old batcher's one call per 20.
+    result = plan(PlanInputs(rate=1000, series=100))
+    month = 1000 * MONTH
+    assert result.design("direct").monthly.dollars == pytest.approx(direct_cost(month).dollars)
+    assert result.design("old-batcher-20").monthly.dollars == pytest.approx(old_batcher_cost(month).dollars)
+    ours = result.design("metricbatch")
+    expected = DesignCost(
+        "metricbatch",
+        put_metric_data_calls=ours.put_metric_data_per_second * MONTH,
+        sqs_requests=ours.sqs_billed_per_second * MONTH,
+        lambda_invocations=ours.invocations_per_second * MONTH,
+        lambda_gb_seconds=ours.gb_seconds_per_second * MONTH,
+    )
+    assert ours.monthly.dollars == pytest.approx(expected.dollars)
+    assert ours.monthly.dollars < result.design("old-batcher-20").monthly.dollars
 
 
 def test_plan_command_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from metricbatch import InvalidMetricError, WireFormatError
+from metricbatch.validation import Series
 from metricbatch.wire import datum_to_wire, envelope_of, metric_fragment, metric_prefix, parse_envelope, parse_metric
 
 NOW = 1_795_694_400.0
@@ -96,10 +97,10 @@ def test_bad_attempt_is_rejected(attempt: Any) -> None:
 # -- metrics -------------------------------------------------------------------------------------------------------
 def test_parse_metric_applies_defaults() -> None:
     metric = parse_metric({"namespace": "Shop", "name": "Latency", "value": 3}, SENT, NOW)
-    assert metric.unit == "None"
-    assert metric.resolution == 60
+    assert metric.series.unit == "None"
+    assert metric.series.resolution == 60
     assert metric.timestamp == SENT
-    assert metric.dimensions == ()
+    assert metric.series.dimensions == ()
     assert metric.values == [3.0]
     assert metric.counts is None
 
@@ -116,8 +117,13 @@ def test_parse_metric_keeps_every_given_field() -> None:
         "resolution": 1,
     }
     metric = parse_metric(raw, SENT, NOW)
-    assert (metric.namespace, metric.name, metric.unit, metric.resolution) == ("Shop", "Latency", "Milliseconds", 1)
-    assert metric.dimensions == (("Az", "a"), ("Service", "cart"))
+    assert (metric.series.namespace, metric.series.name, metric.series.unit, metric.series.resolution) == (
+        "Shop",
+        "Latency",
+        "Milliseconds",
+        1,
+    )
+    assert metric.series.dimensions == (("Az", "a"), ("Service", "cart"))
     assert metric.values == [1.0, 2.5]
     assert metric.counts == [4.0, 1.0]
     assert metric.timestamp == NOW - 60
@@ -176,13 +182,13 @@ def test_fragments_and_envelopes_round_trip_through_the_parser() -> None:
         parsed = [parse_metric(raw, SENT, NOW) for raw in envelope["metrics"]]
         assert [p.values for p in parsed] == [[1.5], [1e100]]
         assert [p.timestamp for p in parsed] == [NOW - 1.25, NOW]
-        assert parsed[0].dimensions == (("Az", 'a"b'), ("Service", "cart"))
-        assert (parsed[0].unit, parsed[0].resolution) == ("Milliseconds", 1)
+        assert parsed[0].series.dimensions == (("Az", 'a"b'), ("Service", "cart"))
+        assert (parsed[0].series.unit, parsed[0].series.resolution) == ("Milliseconds", 1)
 
 
 def test_datum_to_wire_round_trips() -> None:
-    wire = datum_to_wire("Shop", "L", (("K", "V"),), "Count", 60, NOW, [1.0, 2.0], [3.0, 1.0])
+    wire = datum_to_wire(Series("Shop", "L", (("K", "V"),), "Count", 60), NOW, [1.0, 2.0], [3.0, 1.0])
     parsed = parse_metric(json.loads(json.dumps(wire)), SENT, NOW)
-    assert (parsed.values, parsed.counts, parsed.unit) == ([1.0, 2.0], [3.0, 1.0], "Count")
-    assert parsed.dimensions == (("K", "V"),)
+    assert (parsed.values, parsed.counts, parsed.series.unit) == ([1.0, 2.0], [3.0, 1.0], "Count")
+    assert parsed.series.dimensions == (("K", "V"),)
     assert "resolution" not in wire

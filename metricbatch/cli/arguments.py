@@ -1,0 +1,69 @@
+"""Argument types for the verbs: numbers are checked when parsed, so a bad one exits 2 naming its flag and value."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+from metricbatch.limits import (
+    MAX_BATCHING_WINDOW_SECONDS,
+    MAX_LAMBDA_MEMORY_MB,
+    MAX_LAMBDA_TIMEOUT_SECONDS,
+    MAX_SQS_BATCH_SIZE,
+    MIN_LAMBDA_MEMORY_MB,
+)
+
+MAX_PORT = 65_535
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in low..high (no upper bound when high is None)."""
+    bounds = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}") from None
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}")
+        return number
+
+    return parse
+
+
+def float_in(low: float, high: float | None = None, *, low_inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number above (or from) low, up to high."""
+    start = f"from {low:g}" if low_inclusive else f"above {low:g}"
+    bounds = f"{start} to {high:g}" if high is not None else start
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        too_low = number < low if low_inclusive else number <= low
+        if not math.isfinite(number) or too_low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(f"must be a number {bounds}, got {text!r}")
+        return number
+
+    return parse
+
+
+positive_int = int_in(1)
+non_negative_int = int_in(0)
+positive_float = float_in(0.0, low_inclusive=False)
+batch_size = int_in(1, MAX_SQS_BATCH_SIZE)
+window_seconds = float_in(0.0, MAX_BATCHING_WINDOW_SECONDS)
+memory_mb = int_in(MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB)
+function_timeout = float_in(0.0, MAX_LAMBDA_TIMEOUT_SECONDS, low_inclusive=False)
+port = int_in(0, MAX_PORT)
+
+
+def check_batch_window(parser: argparse.ArgumentParser, size: int | None, window: float | None) -> None:
+    """Lambda refuses a batch size above 10 with a batching window under 1 s; so does the command line."""
+    if size is not None and window is not None and size > 10 and window < 1:
+        parser.error(
+            f"argument --window: a batch size above 10 ({size}) needs a window of at least 1 s, got {window:g}"
+        )

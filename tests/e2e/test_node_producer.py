@@ -1,0 +1,192 @@
+"""The Node producer (clients/node) end to end: Node processes send through the embedded AWS, the real batcher
+publishes, and CloudWatch (behind the strict gateway) is read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from metricbatch.emulator.gateway import Fault
+from metricbatch.emulator.stack import LocalPipeline
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_PACKAGE = REPO / "clients" / "node"
+ENTRY = NODE_PACKAGE / "dist" / "index.js"
+CHILD_TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def node_entry() -> str:
+    """The built package (make test builds it first; a stale or missing build is rebuilt here)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node 20 is required for the Node producer's tests (see README)")
+    sources = list((NODE_PACKAGE / "src").glob("*.ts"))
+    if not ENTRY.exists() or ENTRY.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        if not (NODE_PACKAGE / "node_modules").exists():
+            pytest.fail("clients/node is not installed: run `make setup` (npm ci in clients/node)")
+        subprocess.run(["npm", "run", "--silent", "build"], cwd=NODE_PACKAGE, check=True, timeout=300)
+    return ENTRY.as_uri()
+
+
+@pytest.fixture(scope="module")
+def shared_pipeline() -> Iterator[LocalPipeline]:
+    with LocalPipeline(queue_name=f"node-{time.monotonic_ns()}") as p:
+        yield p
+
+
+@pytest.fixture
+def pipeline(shared_pipeline: LocalPipeline) -> Iterator[LocalPipeline]:
+    """One embedded AWS for the module (each test writes its own namespace); counters and faults start clean."""
+    shared_pipeline.aws.ledger.reset()
+    yield shared_pipeline
+    shared_pipeline.aws.faults.clear()
+
+
+def _run_node(
+    script: str, pipeline: LocalPipeline, tmp_path: Path, namespace: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "service.mjs"
+    path.write_text(textwrap.dedent(script))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
+    env.update({**pipeline.env(), "METRICBATCH_NAMESPACE": namespace})
+    return subprocess.run(
+        ["node", str(path), *args], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+    )
+
+
+def _delivered(pipeline: LocalPipeline, namespace: str, name: str, dimensions: dict[str, str]) -> tuple[float, float]:
+    return pipeline.read_series(namespace, name, dimensions)
+
+
+def test_10000_metrics_over_50_series_from_node_read_back_exactly(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    # GIVEN a Node service using MetricProducer from the environment (queue URL, endpoint, region, credentials)
+    namespace = f"E2E/Node{time.monotonic_ns()}"
+    script = f"""
+        import {{ MetricProducer }} from "{node_entry}";
+        const producer = new MetricProducer();
+        for (let i = 0; i < 10000; i++) {{
+          const dimensions = {{ Series: `s${{i % 50}}` }};
+          producer.sendMetric("Latency", (i % 13) + 0.25, {{ unit: "Milliseconds", dimensions }});
+        }}
+        const flushed = await producer.flush(30000);
+        await producer.close();
+        console.log(JSON.stringify({{ flushed, ...producer.stats() }}));
+    """
+    # WHEN it sends 10,000 metrics over 50 series and the batcher drains the queue
+    child = _run_node(script, pipeline, tmp_path, namespace)
+    assert child.returncode == 0, child.stderr
+    stats = json.loads(child.stdout.strip().splitlines()[-1])
+    pipeline.drain()
+    # THEN every series reads back with its exact sum and count, through few requests
+    expected: dict[int, list[float]] = {s: [0.0, 0.0] for s in range(50)}
+    for i in range(10000):
+        expected[i % 50][0] += (i % 13) + 0.25
+        expected[i % 50][1] += 1
+    for s in range(50):
+        assert _delivered(pipeline, namespace, "Latency", {"Series": f"s{s}"}) == pytest.approx(tuple(expected[s]))
+    assert stats["flushed"] is True
+    assert (stats["sent"], stats["dropped"], stats["fallbackPublished"], stats["buffered"]) == (10000, 0, 0, 0)
+    # merged per series and minute: at most 50 series x 2 minutes x 13 values of wire entries
+    assert stats["wireMetricsSent"] <= 100
+    ledger = pipeline.aws.ledger.snapshot()
+    assert ledger["calls"]["sqs:SendMessageBatch"] == stats["sqsRequests"] <= 3
+    assert ledger["rejections"] == []
+    assert pipeline.dlq_depth() == 0
+
+
+SEND = """
+    import {{ sendMetric }} from "{entry}";
+    function send() {{
+      const count = Number(process.argv[2]);
+      for (let i = 0; i < count; i++) sendMetric("Exits", 0.5, {{ dimensions: {{ Host: `h${{i % 4}}` }} }});
+    }}
+"""
+ENDINGS = {
+    # the script just ends: no flush(), no close(); beforeExit flushes
+    "normal-exit": ("send();", 0),
+    # SIGTERM, default disposition: flushed, then the process still dies of SIGTERM
+    "sigterm": (
+        'send(); process.kill(process.pid, "SIGTERM"); setTimeout(() => console.log("survived SIGTERM"), 30000);',
+        -signal.SIGTERM,
+    ),
+    "sigint": (
+        'send(); process.kill(process.pid, "SIGINT"); setTimeout(() => console.log("survived SIGINT"), 30000);',
+        -signal.SIGINT,
+    ),
+    # the application's own handler, installed first, exits at once: the exit hook sends synchronously
+    "app-handler-first": (
+        'process.on("SIGTERM", () => { console.log("app handler called"); process.exit(3); });'
+        ' send(); process.kill(process.pid, "SIGTERM"); setTimeout(() => {}, 30000);',
+        3,
+    ),
+    # the application's handler, installed after the first metric, exits at once while the flush is under way
+    "app-handler-later": (
+        'send(); process.on("SIGTERM", () => { console.log("app handler called"); process.exit(3); });'
+        ' process.kill(process.pid, "SIGTERM"); setTimeout(() => {}, 30000);',
+        3,
+    ),
+    # process.exit() right after sending: no event loop left, the exit hook sends synchronously
+    "process-exit": ("send(); process.exit(0);", 0),
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_metrics_buffered_at_exit_or_on_a_signal_arrive(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str, ending: str
+) -> None:
+    # GIVEN a Node service that sends 2,000 metrics through the module-level helper and never flushes
+    namespace = f"E2E/NodeExit{time.monotonic_ns()}"
+    code, expected_exit = ENDINGS[ending]
+    # WHEN it ends as the case says
+    child = _run_node(SEND.format(entry=node_entry) + code, pipeline, tmp_path, namespace, "2000")
+    # THEN it ended as it would have without the library, and every metric reached CloudWatch
+    assert child.returncode == expected_exit, child.stderr
+    assert "survived" not in child.stdout
+    if ending.startswith("app-handler"):
+        assert "app handler called" in child.stdout
+    pipeline.drain()
+    for host in range(4):
+        assert _delivered(pipeline, namespace, "Exits", {"Host": f"h{host}"}) == (250.0, 500.0)
+    assert pipeline.dlq_depth() == 0
+
+
+def test_sqs_down_falls_back_to_put_metric_data_within_cloudwatch_limits(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    # GIVEN SQS answering 503 to every SendMessageBatch
+    pipeline.aws.faults.add(Fault("sqs:SendMessageBatch", kind="unavailable"))
+    namespace = f"E2E/NodeFallback{time.monotonic_ns()}"
+    script = f"""
+        import {{ MetricProducer }} from "{node_entry}";
+        const producer = new MetricProducer();
+        for (let i = 0; i < 3000; i++) {{
+          producer.sendMetric("Fallback", i % 300, {{ dimensions: {{ Host: `h${{i % 1200}}` }} }});
+        }}
+        await producer.close(30000);
+        console.log(JSON.stringify(producer.stats()));
+    """
+    # WHEN a Node service sends 3,000 metrics over 1,200 series
+    child = _run_node(script, pipeline, tmp_path, namespace)
+    assert child.returncode == 0, child.stderr
+    stats = json.loads(child.stdout.strip().splitlines()[-1])
+    # THEN it published them directly (the strict gateway accepted every request) and nothing went through SQS
+    assert (stats["fallbackPublished"], stats["dropped"], stats["sent"]) == (3000, 0, 0)
+    ledger = pipeline.aws.ledger.snapshot()
+    assert ledger["rejections"] == []
+    assert ledger["calls"]["cloudwatch:PutMetricData"] == stats["putMetricDataCalls"] == 2  # 1,200 datums: 1,000 + 200
+    assert pipeline.queue_depth() == 0
+    for host in (0, 1, 599, 1199):
+        values = [i % 300 for i in range(3000) if i % 1200 == host]
+        assert _delivered(pipeline, namespace, "Fallback", {"Host": f"h{host}"}) == (sum(values), len(values))
