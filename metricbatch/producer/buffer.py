@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from metricbatch.exceptions import InvalidMetricError
-from metricbatch.producer.series import Series
+from metricbatch.producer.series import BufferedSeries
 from metricbatch.validation import check_timestamp, check_value
 
 COUNTERS: Final = (
@@ -33,7 +33,7 @@ COUNTERS: Final = (
     "sender_rounds",  # times the sender took what was pending
 )
 
-Histograms = dict[tuple[Series, float], dict[float, int]]
+Histograms = dict[tuple[BufferedSeries, float], dict[float, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ class MetricBuffer:
         self._flush_drop_mark = 0
 
     # -- the caller's side ----------------------------------------------------------------------------------------
-    def record(self, series: Series, value: float, timestamp: datetime | float | None) -> bool:
+    def record(self, series: BufferedSeries, value: float, timestamp: datetime | float | None) -> bool:
         """Validate and hold one metric; True when the sender should be woken (or started)."""
         try:
             value = check_value(value)
@@ -106,7 +106,7 @@ class MetricBuffer:
                 return True
         return False
 
-    def _open(self, series: Series, bucket: float) -> dict[float, int]:
+    def _open(self, series: BufferedSeries, bucket: float) -> dict[float, int]:
         histogram = self._histograms.get((series, bucket))
         if histogram is None:
             histogram = self._histograms[(series, bucket)] = {}

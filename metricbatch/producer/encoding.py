@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from metricbatch.aws.chunking import chunked
 from metricbatch.aws.sqs import OutgoingMessage
 from metricbatch.cloudwatch.aggregation import Datum
 from metricbatch.limits import MAX_VALUES_PER_DATUM
 from metricbatch.producer.buffer import Histograms
-from metricbatch.producer.series import Series
+from metricbatch.producer.series import BufferedSeries
 from metricbatch.wire import ENVELOPE_BYTES, envelope_of
 
 
@@ -22,7 +23,7 @@ from metricbatch.wire import ENVELOPE_BYTES, envelope_of
 class WireEntry:
     """One wire metric: a series' bucket, or a part of it of at most 150 distinct values."""
 
-    series: Series
+    series: BufferedSeries
     bucket: float
     values: list[float]
     counts: list[int]
@@ -39,13 +40,13 @@ class WireEntry:
         return f'{head},"values":[{values}],"counts":[{counts}],"timestamp":{timestamp}}}'
 
     def datum(self) -> Datum:
-        series = self.series
+        key = self.series.key
         return Datum(
-            namespace=series.namespace,
-            name=series.name,
-            dimensions=series.dimensions,
-            unit=series.unit,
-            resolution=series.resolution,
+            namespace=key.namespace,
+            name=key.name,
+            dimensions=key.dimensions,
+            unit=key.unit,
+            resolution=key.resolution,
             timestamp=self.bucket,
             values=self.values,
             counts=[float(c) for c in self.counts],
@@ -76,20 +77,9 @@ def samples_in(entries: Iterable[WireEntry]) -> int:
 
 def pack_messages(entries: list[WireEntry], max_message_bytes: int) -> list[OutgoingMessage]:
     """Wire-format messages of at most ``max_message_bytes``; each message's context is the entries it carries."""
-    messages: list[OutgoingMessage] = []
-    limit = max_message_bytes - ENVELOPE_BYTES
-    fragments: list[str] = []
-    carried: list[WireEntry] = []
-    size = 0
-    for entry in entries:
-        fragment = entry.fragment()
-        added = len(fragment) + 1  # ASCII only (validated), so characters are bytes; +1 for the comma
-        if fragments and size + added > limit:
-            messages.append(OutgoingMessage(body=envelope_of(fragments), context=carried))
-            fragments, carried, size = [], [], 0
-        fragments.append(fragment)
-        carried.append(entry)
-        size += added
-    if fragments:
-        messages.append(OutgoingMessage(body=envelope_of(fragments), context=carried))
-    return messages
+    # ASCII only (validated), so characters are bytes; +1 for the comma between fragments.
+    sized = [(entry, entry.fragment()) for entry in entries]
+    return [
+        OutgoingMessage(body=envelope_of([fragment for _, fragment in run]), context=[entry for entry, _ in run])
+        for run in chunked(sized, lambda pair: len(pair[1]) + 1, max_bytes=max_message_bytes - ENVELOPE_BYTES)
+    ]

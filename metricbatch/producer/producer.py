@@ -18,7 +18,7 @@ from metricbatch.producer.clients import ClientFactory, ProcessClients, default_
 from metricbatch.producer.config import ProducerConfig
 from metricbatch.producer.destinations import sqs_with_fallback
 from metricbatch.producer.sender import DropLog, Sender
-from metricbatch.producer.series import Series, SeriesHandle, validate_series
+from metricbatch.producer.series import BufferedSeries, SeriesHandle, validate_series
 
 __all__ = ["MetricProducer", "ProducerConfig"]
 
@@ -55,7 +55,7 @@ class MetricProducer:
     ) -> None:
         self.config = config = ProducerConfig.from_env(queue_url=queue_url, namespace=namespace, **options)
         self._namespace = config.namespace
-        self._series: dict[_SeriesKey, Series] = {}
+        self._series: dict[_SeriesKey, BufferedSeries] = {}
         self._buffer = MetricBuffer(config.max_buffered, config.wake_threshold, clock)
         self._clients = ProcessClients({"sqs": sqs_client, "cloudwatch": cloudwatch_client}, client_factory)
         chain = sqs_with_fallback(
@@ -126,7 +126,7 @@ class MetricProducer:
         unit: str,
         resolution: int,
         dimensions: Mapping[str, str] | None,
-    ) -> Series:
+    ) -> BufferedSeries:
         try:
             series = validate_series(namespace, name, unit, resolution, dimensions)
         except ValueError:

@@ -11,32 +11,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from metricbatch.exceptions import InvalidMetricError
-from metricbatch.validation import (
-    Dimensions,
-    check_dimensions,
-    check_name,
-    check_namespace,
-    check_resolution,
-    check_unit,
-)
+from metricbatch.validation import Series, check_series
 from metricbatch.wire import metric_head
 
 if TYPE_CHECKING:
     from metricbatch.producer.buffer import MetricBuffer
 
 
-class Series:
-    """One validated series plus the buffer's note of its open bucket (read and written under the buffer's lock)."""
+class BufferedSeries:
+    """A validated series (``key``) with its wire head, and the buffer's note of its open bucket (read and written
+    under the buffer's lock)."""
 
-    __slots__ = ("bucket", "dimensions", "generation", "head", "histogram", "name", "namespace", "resolution", "unit")
+    __slots__ = ("bucket", "generation", "head", "histogram", "key", "resolution")
 
-    def __init__(self, namespace: str, name: str, dimensions: Dimensions, unit: str, resolution: int) -> None:
-        self.namespace = namespace
-        self.name = name
-        self.dimensions = dimensions
-        self.unit = unit
-        self.resolution = resolution
-        self.head = metric_head(namespace, name, dimensions, unit, resolution)
+    def __init__(self, key: Series) -> None:
+        self.key = key
+        self.resolution = key.resolution  # read on every metric: a slot, not a tuple field
+        self.head = metric_head(*key)
         # The buffer's fast path: the histogram of this series' last bucket, valid while ``generation`` matches.
         self.bucket = -1.0
         self.histogram: dict[float, int] = {}
@@ -45,17 +36,11 @@ class Series:
 
 def validate_series(
     namespace: str | None, name: object, unit: object, resolution: object, dimensions: object
-) -> Series:
-    """A Series from user input; raises InvalidMetricError naming the broken rule."""
+) -> BufferedSeries:
+    """A BufferedSeries from user input; raises InvalidMetricError naming the broken rule."""
     if namespace is None:
         raise InvalidMetricError("namespace.missing", "no namespace: pass namespace= or set METRICBATCH_NAMESPACE")
-    return Series(
-        check_namespace(namespace),
-        check_name(name),
-        check_dimensions(dimensions),
-        check_unit(unit),
-        check_resolution(resolution),
-    )
+    return BufferedSeries(check_series(namespace, name, dimensions, unit, resolution))
 
 
 class SeriesHandle:
@@ -66,22 +51,22 @@ class SeriesHandle:
 
     __slots__ = ("_buffer", "_series", "_wake")
 
-    def __init__(self, series: Series, buffer: MetricBuffer, wake: Callable[[], None]) -> None:
+    def __init__(self, series: BufferedSeries, buffer: MetricBuffer, wake: Callable[[], None]) -> None:
         self._series = series
         self._buffer = buffer
         self._wake = wake
 
     @property
     def name(self) -> str:
-        return self._series.name
+        return self._series.key.name
 
     @property
     def namespace(self) -> str:
-        return self._series.namespace
+        return self._series.key.namespace
 
     @property
     def dimensions(self) -> Mapping[str, str]:
-        return dict(self._series.dimensions)
+        return dict(self._series.key.dimensions)
 
     def send(self, value: float, timestamp: datetime | float | None = None) -> None:
         """Buffer one value; ``timestamp`` as in ``send_metric`` (datetime, naive = UTC, or epoch seconds).
