@@ -24,9 +24,9 @@ from metricbatch.batcher.self_metrics import (
     PUT_METRIC_DATA_RETRIES,
 )
 
-from .fakes import FakeCloudWatch, FakeSqs, throttling
+from ..fakes import FakeCloudWatch, FakeSqs, throttling
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_importing_the_handler_creates_no_logger_and_touches_no_logging_configuration() -> None:

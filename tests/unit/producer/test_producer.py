@@ -14,8 +14,8 @@ import metricbatch
 from metricbatch import ConfigurationError, InvalidMetricError, MetricProducer
 from metricbatch.wire import parse_envelope, parse_metric
 
-from .conftest import QUEUE_URL, ProducerFactory, RecordedSleeps, wire_samples
-from .fakes import FakeCloudWatch, FakeSqs, client_error, connection_error
+from ..conftest import QUEUE_URL, ProducerFactory, RecordedSleeps, wire_samples
+from ..fakes import FakeCloudWatch, FakeSqs, client_error, connection_error
 
 DAY = 86_400.0
 

@@ -12,8 +12,8 @@ import pytest
 
 from metricbatch import InvalidMetricError
 
-from .conftest import QUEUE_URL, ProducerFactory, wire_samples
-from .fakes import FakeSqs
+from ..conftest import QUEUE_URL, ProducerFactory, wire_samples
+from ..fakes import FakeSqs
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 import metricbatch
 from metricbatch import InvalidMetricError, SeriesHandle
 
-from .conftest import QUEUE_URL, ProducerFactory, wire_samples
-from .fakes import FakeSqs
+from ..conftest import QUEUE_URL, ProducerFactory, wire_samples
+from ..fakes import FakeSqs
 
 NOW = 1_795_694_425.5  # 25.5 s into a minute
 MINUTE = NOW // 60 * 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from metricbatch.aws.retry import RetryPolicy, attempts
 
-from .fakes import FakeClock
+from ..fakes import FakeClock
 
 POLICY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=1.0)
 

@@ -23,7 +23,7 @@ from metricbatch.exceptions import InvalidMetricError, WireFormatError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, UNITS
 from metricbatch.wire import ATTR_RULE, ParsedMetric, parse_envelope, parse_metric
 
-from .fakes import FakeCloudWatch, FakeSqs
+from ..fakes import FakeCloudWatch, FakeSqs
 
 QUEUE = "https://fake/queue"
 DLQ = "https://fake/dlq"

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from metricbatch.emulator.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
 
-from .fakes import FakeCloudWatch
+from ..fakes import FakeCloudWatch
 
 TINY = [2.0**-361, -(2.0**-361), 1e-200, 5e-324]
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 from metricbatch.aws.sqs import OutgoingMessage, SqsBatchSender, batches_of
 
-from .fakes import FakeClock, FakeSqs, client_error, connection_error
+from ..fakes import FakeClock, FakeSqs, client_error, connection_error
 
 QUEUE = "https://sqs.fake/123/q"
 

@@ -8,8 +8,8 @@ import pytest
 
 from metricbatch import flush_after, flushing, timer
 
-from .conftest import QUEUE_URL, ProducerFactory, wire_samples
-from .fakes import FakeSqs
+from ..conftest import QUEUE_URL, ProducerFactory, wire_samples
+from ..fakes import FakeSqs
 
 
 def by_name(sqs: FakeSqs) -> dict[str, dict[str, object]]:

@@ -21,8 +21,8 @@ from metricbatch.batcher.self_metrics import BatchReport
 from metricbatch.emulator.strict_cloudwatch import validate_put_metric_data
 from metricbatch.worker.poller import LambdaContext, build_record
 
-from .conftest import ProducerFactory, RecordedSleeps
-from .fakes import FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
+from ..conftest import ProducerFactory, RecordedSleeps
+from ..fakes import FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
 
 VALUE_MARKER = 424242.4242
 DIM_MARKER = "dimvalue-7f3a9c"

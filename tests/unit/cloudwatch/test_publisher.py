@@ -13,7 +13,7 @@ from metricbatch.cloudwatch.aggregation import Datum
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
 
-from .fakes import FakeClock, FakeCloudWatch, client_error, connection_error, throttling
+from ..fakes import FakeClock, FakeCloudWatch, client_error, connection_error, throttling
 
 NOW = time.time()
 

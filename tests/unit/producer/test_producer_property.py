@@ -19,7 +19,7 @@ from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
 from metricbatch.limits import MIN_ABS_VALUE
 from metricbatch.producer.producer import MetricProducer
 
-from .fakes import FakeCloudWatch, FakeSqs
+from ..fakes import FakeCloudWatch, FakeSqs
 
 QUEUE = "https://fake/queue"
 DLQ = "https://fake/dlq"

@@ -12,7 +12,7 @@ import pytest
 from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
 from metricbatch.wire import ATTR_REASON, ATTR_RULE, ATTR_SOURCE
 
-from .fakes import FakeClock, FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
+from ..fakes import FakeClock, FakeCloudWatch, FakeSqs, client_error, connection_error, throttling
 
 QUEUE = "https://sqs.fake/123456789012/metrics"
 DLQ = "https://sqs.fake/123456789012/metrics-dlq"
