@@ -10,6 +10,11 @@ from typing import Final
 # -- producer side ---------------------------------------------------------------------------------------------------
 QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batcher, where unsent datums are re-queued
 NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
+MODE: Final = "METRICBATCH_MODE"  # where send_metric delivers: sqs | emf | memory | off (default: sqs with a queue URL)
+
+# -- AWS's own, as metricbatch reads them (aws/session.py) -----------------------------------------------------------
+AWS_REGION: Final = "AWS_REGION"  # read by the AWS CLI v2, the other SDKs and Lambda; not by botocore (1.44)
+AWS_DEFAULT_REGION: Final = "AWS_DEFAULT_REGION"  # read by botocore
 
 # -- batcher side ----------------------------------------------------------------------------------------------------
 DLQ_URL: Final = "METRICBATCH_DLQ_URL"  # where the batcher sets aside invalid or unpublishable data

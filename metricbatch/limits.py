@@ -73,6 +73,17 @@ UNITS: Final = frozenset(
 # Account-level PutMetricData quota (Service Quotas, adjustable): transactions per second per region.
 PUT_METRIC_DATA_TPS_QUOTA: Final = 500
 
+# --- CloudWatch Embedded Metric Format (User Guide, "Specification: Embedded metric format") ----------------------
+# MetricDirective.Metrics: "MUST NOT contain more than 100 MetricDefinition objects".
+MAX_EMF_METRICS_PER_DIRECTIVE: Final = 100
+# Target members: "Numeric array metric targets MUST NOT have more than 100 members" (EMF has no Counts).
+MAX_EMF_VALUES_PER_METRIC: Final = 100
+# DimensionSet: at most 30 dimension keys (9 before 2022-08, as for PutMetricData).
+MAX_EMF_DIMENSIONS: Final = 30
+# "subject to the same limits as standard CloudWatch Logs events": 256 KB in the spec's older text, 1 MB since the
+# log event limit was raised; the stricter figure keeps every document one event wherever it lands.
+MAX_EMF_DOCUMENT_BYTES: Final = 256 * 1024
+
 # --- SQS ----------------------------------------------------------------------------------------------------------
 # Maximum message size 1 MiB (raised from 256 KiB in 2025-08); SendMessageBatch: 10 entries, 1 MiB in total.
 MAX_SQS_MESSAGE_BYTES: Final = 1024 * 1024

@@ -22,6 +22,8 @@ from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from metricbatch.env import AWS_DEFAULT_REGION, AWS_REGION, QUEUE_URL
+
 # Codes CloudWatch and SQS use for throttling or a temporary fault; retrying later can succeed.
 THROTTLING_CODES: Final = frozenset(
     {
@@ -50,6 +52,51 @@ INVALID_REQUEST_CODES: Final = frozenset(
     }
 )
 
+_REGION = f"{AWS_REGION} / {AWS_DEFAULT_REGION}"
+# Answers no retry can fix: a setting is wrong (the queue, its region, the role's permissions, the credentials).
+# SQS answers in JSON with its new codes (QueueDoesNotExist, KmsAccessDenied) and, to query-compatible clients such
+# as botocore, with the old ones (AWS.SimpleQueueService.NonExistentQueue, KMS.AccessDeniedException); both are
+# listed. Botocore's own exceptions (no credentials, a bad region name) are named by class (``error_code``).
+_QUEUE_MISSING_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+_ACCESS_DENIED_CODES = ("AccessDenied", "AccessDeniedException")
+_KMS_CODES = (
+    "KmsAccessDenied", "KmsDisabled", "KmsInvalidKeyUsage", "KmsInvalidState", "KmsNotFound", "KmsOptInRequired",
+    "KMS.AccessDeniedException", "KMS.DisabledException", "KMS.InvalidKeyUsageException",
+    "KMS.InvalidStateException", "KMS.KMSInvalidStateException", "KMS.NotFoundException", "KMS.OptInRequired",
+)  # fmt: skip
+_CREDENTIALS_CODES = (
+    "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException",
+    "IncompleteSignature", "MissingAuthenticationToken", "MissingAuthenticationTokenException", "ExpiredToken",
+    "ExpiredTokenException", "InvalidAccessKeyId", "AuthFailure", "NoCredentialsError", "PartialCredentialsError",
+    "ProfileNotFound",
+)  # fmt: skip
+_REGION_CODES = (
+    "InvalidAddress", "AWS.SimpleQueueService.InvalidAddress", "OptInRequired", "InvalidRegionError", "NoRegionError",
+    "UnknownEndpointError",
+)  # fmt: skip
+CONFIGURATION_CODES: Final = {
+    **dict.fromkeys(
+        _QUEUE_MISSING_CODES, f"the queue does not exist in this region: check {QUEUE_URL} and the region ({_REGION})"
+    ),
+    **dict.fromkeys(_ACCESS_DENIED_CODES, f"access denied: the role needs sqs:SendMessage on the queue in {QUEUE_URL}"),
+    **dict.fromkeys(
+        _KMS_CODES, "the queue's KMS key refused: the role needs kms:GenerateDataKey and kms:Decrypt on it"
+    ),
+    **dict.fromkeys(
+        _CREDENTIALS_CODES,
+        "the AWS credentials are missing, invalid or expired (the access keys, AWS_PROFILE, the role)",
+    ),
+    **dict.fromkeys(
+        _REGION_CODES,
+        f"the region or endpoint does not match the queue: check {_REGION} and AWS_ENDPOINT_URL against {QUEUE_URL}",
+    ),
+}
+
+
+def configuration_problem(code: str) -> str | None:
+    """What to check when an AWS error ``code`` (see ``error_code``) means a wrong setting, else None."""
+    return CONFIGURATION_CODES.get(code)
+
 
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
@@ -58,7 +105,9 @@ def error_code(exc: BaseException) -> str:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling, 5xx and connection-level failures."""
+    """Throttling, 5xx and connection-level failures (never a wrong setting, e.g. missing credentials)."""
+    if configuration_problem(error_code(exc)) is not None:
+        return False
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)

@@ -41,6 +41,7 @@ class SendOutcome:
     requests: int = 0  # SendMessageBatch calls made, failed ones included
     errors: int = 0  # calls that raised plus entries SQS reported as Failed
     last_error: str = ""
+    last_code: str = ""  # the error code of ``last_error`` (``retry.error_code``), for classification
 
 
 def batches_of(messages: Sequence[OutgoingMessage]) -> list[list[OutgoingMessage]]:
@@ -93,7 +94,8 @@ class SqsBatchSender:
                 response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             except Exception as exc:
                 outcome.errors += 1
-                outcome.last_error = f"{error_code(exc)}: {exc}"
+                outcome.last_code = error_code(exc)
+                outcome.last_error = f"{outcome.last_code}: {exc}"
                 logger.debug("SendMessageBatch to %s failed: %s", self.queue_url, outcome.last_error)
                 if not is_retryable(exc):
                     break
@@ -105,7 +107,8 @@ class SqsBatchSender:
             permanent = False
             for failed in response.get("Failed", []):
                 outcome.errors += 1
-                outcome.last_error = f"{failed.get('Code')}: {failed.get('Message', '')}"
+                outcome.last_code = str(failed.get("Code", ""))
+                outcome.last_error = f"{outcome.last_code}: {failed.get('Message', '')}"
                 if failed.get("SenderFault"):
                     permanent = True
             if not pending or permanent:
