@@ -27,6 +27,8 @@ def emf_to_put_metric_data(document: dict[str, Any]) -> list[dict[str, Any]]:
                     "Values": [float(v) for v in values if v is not None],
                     "Unit": metric.get("Unit", "None"),
                 }
+                if "StorageResolution" in metric:
+                    datum["StorageResolution"] = int(metric["StorageResolution"])
                 if timestamp:
                     datum["Timestamp"] = int(timestamp)
                 data.append(datum)

@@ -11,7 +11,7 @@ from metricbatch.deploy import PipelineSettings, settings_for
 from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
-from metricbatch.env import NAMESPACE, QUEUE_URL
+from metricbatch.env import MODE, NAMESPACE, QUEUE_URL
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -208,7 +208,7 @@ class LocalPipeline:
 
     def env(self) -> dict[str, str]:
         """What a service in another process exports to use this pipeline (``metricbatch local`` prints it)."""
-        return {**self.aws.env(), QUEUE_URL: self.queue_url, NAMESPACE: self.namespace}
+        return {**self.aws.env(), MODE: "sqs", QUEUE_URL: self.queue_url, NAMESPACE: self.namespace}
 
     # -- environment ----------------------------------------------------------------------------------------------
     def _set_env(self, values: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ callers' threads and the sender thread change them only under it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -20,9 +20,14 @@ from metricbatch.validation import check_timestamp, check_value
 COUNTERS: Final = (
     "sent",  # metrics SQS accepted
     "fallback_published",  # metrics published directly with PutMetricData because SQS was unavailable
-    "dropped",  # metrics lost: the buffer was full, or SQS and CloudWatch were both unavailable
+    "emf_published",  # metrics written as Embedded Metric Format lines (mode emf)
+    "emf_documents",  # EMF lines written
+    "captured",  # metrics kept for tests (mode memory)
+    "discarded",  # metrics validated and discarded (mode off, chosen or configured)
+    "dropped",  # metrics lost: the buffer was full, SQS and CloudWatch were both unavailable, or a setting is wrong
     "dropped_buffer_full",
     "dropped_undeliverable",
+    "dropped_misconfigured",  # held while SQS refused the queue (a wrong setting) and still held at exit
     "invalid",  # calls rejected with InvalidMetricError
     "send_errors",
     "sqs_requests",
@@ -31,9 +36,12 @@ COUNTERS: Final = (
     "wire_bytes",  # bytes of the message bodies SQS accepted
     "put_metric_data_calls",
     "sender_rounds",  # times the sender took what was pending
+    "queue_retries",  # times held metrics were offered again to a queue SQS had refused for a wrong setting
 )
 
 Histograms = dict[tuple[BufferedSeries, float], dict[float, int]]
+# (series, bucket, values, counts): a part of a histogram handed back to the buffer
+HistogramPart = tuple[BufferedSeries, float, list[float], list[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,8 @@ class MetricBuffer:
         self._wants_sender = True  # the next accepted metric asks for the sender (it starts lazily)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._flush_drop_mark = 0
+        self._blocked = ""  # why what is held cannot be delivered until a setting is fixed ("" when it can)
+        self._holds = 0  # times the sender handed metrics back for a wrong setting
 
     # -- the caller's side ----------------------------------------------------------------------------------------
     def record(self, series: BufferedSeries, value: float, timestamp: datetime | float | None) -> bool:
@@ -119,11 +129,11 @@ class MetricBuffer:
             for name, n in counts.items():
                 self._counters[name] += n
 
-    def drop_counts(self) -> tuple[int, int, int]:
-        """(dropped, of which the buffer was full, of which undeliverable)."""
+    def drop_counts(self) -> tuple[int, int, int, int]:
+        """(dropped, of which the buffer was full, undeliverable, held for a wrong setting until close)."""
         with self._lock:
             c = self._counters
-            return c["dropped"], c["dropped_buffer_full"], c["dropped_undeliverable"]
+            return c["dropped"], c["dropped_buffer_full"], c["dropped_undeliverable"], c["dropped_misconfigured"]
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -152,9 +162,58 @@ class MetricBuffer:
             self._held -= taken.samples
             self._held_values -= taken.values
             self._handled = taken.upto
+            self._blocked = ""
             for name, n in counts.items():
                 self._counters[name] += n
             self._changed.notify_all()
+
+    def hold(self, taken: Taken, parts: Iterable[HistogramPart], counts: Mapping[str, int], reason: str) -> None:
+        """The sender could not deliver ``parts`` of ``taken`` for a reason no retry fixes (a wrong setting): they
+        are pending again, inside the bound, until the sender offers them again; flushers are told at once."""
+        with self._lock:
+            self._held -= taken.samples
+            self._held_values -= taken.values
+            for series, bucket, values, value_counts in parts:
+                histogram = self._histograms.get((series, bucket))
+                if histogram is None:
+                    histogram = self._histograms[(series, bucket)] = {}
+                for value, n in zip(values, value_counts, strict=True):
+                    known = histogram.get(value)
+                    if known is None:
+                        histogram[value] = n
+                        self._held_values += 1
+                        self._pending_values += 1
+                    else:
+                        histogram[value] = known + n
+                    self._held += n
+                    self._pending += n
+            for name, n in counts.items():
+                self._counters[name] += n
+            self._blocked = reason
+            self._holds += 1
+            self._changed.notify_all()
+
+    def abandon(self) -> int:
+        """At close, while a wrong setting blocks delivery: count everything still held as dropped; how many."""
+        with self._lock:
+            if not self._blocked or not self._pending:
+                return 0
+            lost = self._pending
+            self._histograms = {}
+            self._generation += 1
+            self._held -= lost
+            self._held_values -= self._pending_values
+            self._pending = self._pending_values = 0
+            self._handled = self._accepted
+            for name in ("dropped", "dropped_misconfigured"):
+                self._counters[name] += lost
+            self._changed.notify_all()
+        return lost
+
+    @property
+    def blocked(self) -> str:
+        """Why held metrics cannot be delivered until a setting is fixed; "" when they can."""
+        return self._blocked
 
     def want_sender(self) -> None:
         """The sender stopped: the next accepted metric asks for one again."""
@@ -171,10 +230,22 @@ class MetricBuffer:
         with self._lock:
             return self._accepted
 
-    def wait_handled(self, target: int, timeout: float | None) -> bool:
-        """Block until everything accepted up to ``target`` is delivered or dropped; False if ``timeout`` ran out."""
+    def hold_mark(self) -> int:
+        """How often metrics were handed back so far: pass to ``wait_handled`` to wait out a retry that is due."""
+        with self._lock:
+            return self._holds
+
+    def wait_handled(self, target: int, timeout: float | None, retry_mark: int | None = None) -> bool:
+        """Block until everything accepted up to ``target`` is delivered or dropped; False if ``timeout`` ran out or
+        a wrong setting blocks delivery (waiting would not help). With ``retry_mark`` (a ``hold_mark()`` taken before
+        a retry was asked for) a block that was there already does not end the wait: the retry's outcome does."""
+
+        def over() -> bool:
+            return self._handled >= target or (bool(self._blocked) and self._holds != retry_mark)
+
         with self._changed:
-            return self._changed.wait_for(lambda: self._handled >= target, timeout)
+            done = self._changed.wait_for(over, timeout)
+            return done and self._handled >= target
 
     def drops_since_last_flush(self) -> int:
         with self._lock:

@@ -6,19 +6,38 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# Imported here, with the producer, on the importing thread: the sender's first round then makes a client without
-# importing boto3 while the service is already sending (a burst at start-up), and no thread of this module is
-# ever inside an import when the service forks.
-import boto3
 from botocore.config import Config
+
+# Imports boto3 here, with the producer, on the importing thread: the sender's first round then makes a client
+# without importing boto3 while the service is already sending (a burst at start-up), and no thread of this module
+# is ever inside an import when the service forks.
+from metricbatch.aws.session import aws_session
 
 ClientFactory = Callable[[str], Any]
 
 
+def _client_config() -> Config:
+    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
+
+
+class StandardClients:
+    """boto3 clients of one region (resolved once, ``AWS_REGION`` included), bounded timeouts, standard retries."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def __call__(self, service: str) -> Any:
+        return aws_session(self.region).client(service, config=_client_config())
+
+
+def standard_clients() -> StandardClients:
+    """The region's clients; raises ConfigurationError naming AWS_REGION / AWS_DEFAULT_REGION when there is none."""
+    return StandardClients(aws_session().region_name)
+
+
 def default_client(service: str) -> Any:
-    """A boto3 client from boto3's standard settings, with bounded timeouts and standard retries."""
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    """A boto3 client from the standard settings (the region from AWS_REGION, AWS_DEFAULT_REGION or the profile)."""
+    return aws_session().client(service, config=_client_config())
 
 
 class ProcessClients:

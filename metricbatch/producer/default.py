@@ -1,10 +1,15 @@
-"""The module-level helpers' producer, created lazily from the environment on first use."""
+"""The module-level helpers' producer, created lazily from the environment on first use.
+
+Its mode comes from ``METRICBATCH_MODE`` (else ``sqs`` with ``METRICBATCH_QUEUE_URL``); a host with neither gets
+mode ``off`` with one warning, never an exception in the caller (see ``config``).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.producer.series import SeriesHandle
@@ -14,7 +19,8 @@ _default_lock = threading.Lock()
 
 
 def default_producer() -> MetricProducer:
-    """The shared producer, configured from METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at first use."""
+    """The shared producer, configured from METRICBATCH_MODE, METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at
+    first use."""
     global _default
     producer = _default
     if producer is None:
@@ -26,7 +32,8 @@ def default_producer() -> MetricProducer:
 
 
 def set_default_producer(producer: MetricProducer | None) -> MetricProducer | None:
-    """Replace the shared producer (None: create it again from the environment); returns the old one."""
+    """Replace the shared producer (None: create it again from the environment at next use); returns the old one,
+    which the caller may ``close()`` (tests switching modes do; the ``metricbatch_metrics`` fixture does)."""
     global _default
     with _default_lock:
         old, _default = _default, producer
@@ -43,13 +50,13 @@ def send_metric(
     timestamp: datetime | float | None = None,
     storage_resolution: int = 60,
 ) -> None:
-    """Buffer one metric for CloudWatch; returns in microseconds, never touches the network.
+    """Validate one metric and hand it to the default producer's mode; returns in microseconds, never touches the
+    network, never raises for configuration (a host without a queue URL or mode: see ``stats()["mode_reason"]``).
 
     ``timestamp``: a ``datetime`` (naive = UTC, unlike ``datetime.timestamp()``) or epoch seconds; default now.
 
     Raises:
-        InvalidMetricError: the metric breaks a CloudWatch rule (the message names it).
-        ConfigurationError: no METRICBATCH_QUEUE_URL for the default producer.
+        InvalidMetricError: the metric breaks a CloudWatch rule (the message names it), in every mode.
     """
     (_default or default_producer()).send_metric(
         name,
@@ -74,7 +81,6 @@ def series(
 
     Raises:
         InvalidMetricError: the series breaks a CloudWatch rule.
-        ConfigurationError: no METRICBATCH_QUEUE_URL for the default producer.
     """
     return (_default or default_producer()).series(
         name, unit=unit, namespace=namespace, dimensions=dimensions, storage_resolution=storage_resolution
@@ -82,15 +88,16 @@ def series(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Block until everything buffered so far is accepted by SQS (or published by the fallback).
+    """Block until everything sent so far is delivered: accepted by SQS (or published by the fallback), written as
+    EMF, captured.
 
-    Returns False if ``timeout`` ran out or metrics were dropped since the previous flush (see ``stats()``).
+    Returns False if ``timeout`` ran out, metrics were dropped since the previous flush, a wrong setting holds them
+    back, or they were discarded for a missing setting (see ``stats()``).
     """
     return _default.flush(timeout) if _default is not None else True
 
 
-def stats() -> dict[str, int]:
-    """The default producer's counters: buffered, sent, dropped, fallback_published, send_errors, ..."""
-    if _default is None:
-        return {"buffered": 0, "sent": 0, "dropped": 0, "fallback_published": 0, "send_errors": 0}
-    return _default.stats()
+def stats() -> dict[str, Any]:
+    """The default producer's counters (buffered, sent, dropped, fallback_published, send_errors, ...), its
+    ``mode``, ``mode_reason`` and ``config_error`` (creates the default producer if need be)."""
+    return (_default or default_producer()).stats()

@@ -2,7 +2,9 @@
 
 A destination takes wire entries and answers with what it delivered and what it could not. A chain tries each
 destination in turn with what the previous one could not deliver; what is left after the last one is dropped.
-Other destinations (EMF on stdout, in-memory capture, off) plug in the same way.
+The fallback is for outages (throttling, 5xx, connection loss): when SQS refuses for a reason no retry can fix (a
+wrong setting: the queue does not exist, access denied, KMS, credentials, region) the chain stops and the entries
+are held (``blocked``), never published directly. ``emf`` mode delivers through ``EmfDestination`` (emf.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from metricbatch.aws.retry import configuration_problem, error_code
 from metricbatch.aws.sqs import SqsBatchSender
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
@@ -25,12 +28,17 @@ ClientFor = Callable[[str], Any]  # "sqs" / "cloudwatch" -> a boto3 client of th
 
 @dataclass(slots=True)
 class Delivery:
-    """A destination's answer: metrics delivered, entries it could not deliver (and why), counters to add."""
+    """A destination's answer: metrics delivered, entries it could not deliver (and why), counters to add.
+
+    ``blocked`` (a wrong setting, said in a sentence naming it) means no retry and no other destination should
+    try the undelivered entries: they wait until the setting is fixed.
+    """
 
     delivered: int = 0
     undelivered: list[WireEntry] = field(default_factory=list)
     error: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    blocked: str = ""
 
 
 class Destination(Protocol):
@@ -70,15 +78,19 @@ class SqsDestination:
     def deliver(self, entries: list[WireEntry]) -> Delivery:
         messages = pack_messages(entries, self._max_message_bytes)
         try:
-            sender = SqsBatchSender(
-                self._client_for("sqs"), self._queue_url, max_attempts=self._attempts, sleep=self._sleep
+            client = self._client_for("sqs")
+            outcome = SqsBatchSender(client, self._queue_url, max_attempts=self._attempts, sleep=self._sleep).send(
+                messages
             )
-            outcome = sender.send(messages)
-        except Exception as exc:  # e.g. no region or credentials: the fallback may still work
+        except Exception as exc:  # the client could not be made: a wrong setting, or the fallback may still work
             logger.debug("cannot send to SQS: %s", exc)
-            return Delivery(undelivered=entries, error=f"{type(exc).__name__}: {exc}", counts={"send_errors": 1})
+            error = f"{error_code(exc)}: {exc}"
+            return Delivery(
+                undelivered=entries, error=error, counts={"send_errors": 1}, blocked=self._blocked(error_code(exc))
+            )
         sent: list[WireEntry] = [entry for m in outcome.sent for entry in m.context]
-        if outcome.failed:
+        blocked = self._blocked(outcome.last_code, client) if outcome.failed else ""
+        if outcome.failed and not blocked:
             logger.warning("SQS did not accept %d message(s): %s", len(outcome.failed), outcome.last_error)
         return Delivery(
             delivered=samples_in(sent),
@@ -91,7 +103,17 @@ class SqsDestination:
                 "wire_entries": len(sent),
                 "wire_bytes": sum(len(m.body) for m in outcome.sent),
             },
+            blocked=blocked,
         )
+
+    def _blocked(self, code: str, client: Any = None) -> str:
+        """For an error no retry can fix: one sentence naming the queue, the region and what to check; else ""."""
+        problem = configuration_problem(code)
+        if problem is None:
+            return ""
+        region = getattr(getattr(client, "meta", None), "region_name", None)
+        where = f" (region {region})" if region else ""
+        return f"SQS refused the queue {self._queue_url}{where}: {code}: {problem}"
 
 
 class PutMetricDataDestination:
@@ -130,6 +152,8 @@ class ChainResult:
     counts: dict[str, int]
     dropped: int
     error: str
+    blocked: str = ""  # a wrong setting stopped the chain: ``held`` waits for it to be fixed
+    held: list[WireEntry] = field(default_factory=list)
 
 
 class DeliveryChain:
@@ -153,6 +177,8 @@ class DeliveryChain:
             _add(counts, delivery.counts)
             _add(counts, {destination.delivered_counter: delivery.delivered})
             entries, error = delivery.undelivered, delivery.error or error
+            if delivery.blocked and entries:
+                return ChainResult(counts, 0, error, blocked=delivery.blocked, held=entries)
         dropped = samples_in(entries)
         if dropped:
             _add(counts, {"dropped": dropped, "dropped_undeliverable": dropped})

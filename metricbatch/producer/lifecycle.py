@@ -61,6 +61,11 @@ def register(producer: Closable, *, handle_sigterm: bool) -> None:
             util.Finalize(None, flush_all, exitpriority=_MULTIPROCESSING_EXIT_PRIORITY)
 
 
+def watch_forks(producer: Closable) -> None:
+    """Reset ``producer`` in a forked child (and close it at exit if any producer installed the exit hooks)."""
+    _producers.add(producer)
+
+
 def _in_multiprocessing_child() -> bool:
     # Only a process multiprocessing started has it imported and a parent process; never import it here.
     process = sys.modules.get("multiprocessing.process")

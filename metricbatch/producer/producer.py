@@ -1,7 +1,8 @@
-"""The producer: ``send_metric`` validates and buffers in microseconds; a daemon thread ships to SQS.
+"""The producer: ``send_metric`` validates and hands the metric to its mode's recorder in microseconds.
 
-The pieces: ``buffer`` (histograms per series and bucket, counters, the bound), ``sender`` (the thread and its
-rounds), ``destinations`` (SQS, then direct PutMetricData while SQS is down), ``encoding`` (wire format),
+The pieces: ``config`` (settings and the mode), ``modes`` (the recorder of each mode), ``buffer`` (histograms per
+series and bucket, counters, the bound), ``sender`` (the thread and its rounds), ``destinations`` (SQS, then direct
+PutMetricData while SQS is down; EMF lines in emf.py), ``immediate`` (memory and off), ``encoding`` (wire format),
 ``lifecycle`` (exit, SIGTERM, fork, multiprocessing).
 """
 
@@ -10,14 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from metricbatch.producer import lifecycle
-from metricbatch.producer.buffer import MetricBuffer
-from metricbatch.producer.clients import ClientFactory, ProcessClients, default_client
+from metricbatch.producer.clients import ClientFactory
 from metricbatch.producer.config import ProducerConfig
-from metricbatch.producer.destinations import sqs_with_fallback
-from metricbatch.producer.sender import DropLog, Sender
+from metricbatch.producer.modes import build_recorder
 from metricbatch.producer.series import BufferedSeries, SeriesHandle, validate_series
 
 __all__ = ["MetricProducer", "ProducerConfig"]
@@ -27,17 +26,25 @@ _SeriesKey = tuple[Any, ...]
 
 
 class MetricProducer:
-    """Buffers metrics in memory and ships them to the metricbatch queue from a background thread.
+    """Validates metrics at the call and delivers them as its mode says, never blocking the caller on the network.
 
     Args:
         queue_url: the pipeline's SQS queue; default ``METRICBATCH_QUEUE_URL``.
         namespace: default namespace for ``send_metric``; default ``METRICBATCH_NAMESPACE``.
+        mode: ``"sqs"`` (the queue), ``"emf"`` (Embedded Metric Format lines on stdout), ``"memory"`` (kept for
+            ``metricbatch.testing.captured()``) or ``"off"`` (validated and discarded); default
+            ``METRICBATCH_MODE``, else ``"sqs"`` when a queue URL is set. Without any of them (or without an AWS
+            region for sqs) the mode is ``"off"``, one warning says why, and ``stats()["mode_reason"]`` too.
         sqs_client, cloudwatch_client: boto3 clients to use in every process (a forked child shares their
             connections with the parent: prefer ``client_factory``).
         client_factory: makes a client for "sqs" or "cloudwatch", once per process (default: boto3's standard
-            settings with bounded timeouts).
+            settings, the region from AWS_REGION, AWS_DEFAULT_REGION or the profile, bounded timeouts).
+        emf_stream: where emf mode writes (default: ``sys.stdout`` at each write).
         sleep, clock, monotonic: injectable for tests (retry backoff; wall clock for timestamps; drop-log pacing).
         **options: any ``ProducerConfig`` field, e.g. ``flush_interval=0.5`` or ``max_buffered=10_000``.
+
+    Raises:
+        ConfigurationError: an explicit argument is wrong (``mode=`` not a mode, ``max_buffered`` below 1).
     """
 
     def __init__(
@@ -45,32 +52,37 @@ class MetricProducer:
         queue_url: str | None = None,
         *,
         namespace: str | None = None,
+        mode: str | None = None,
         sqs_client: Any = None,
         cloudwatch_client: Any = None,
-        client_factory: ClientFactory = default_client,
+        client_factory: ClientFactory | None = None,
+        emf_stream: TextIO | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
-        self.config = config = ProducerConfig.from_env(queue_url=queue_url, namespace=namespace, **options)
-        self._namespace = config.namespace
-        self._series: dict[_SeriesKey, BufferedSeries] = {}
-        self._buffer = MetricBuffer(config.max_buffered, config.wake_threshold, clock)
-        self._clients = ProcessClients({"sqs": sqs_client, "cloudwatch": cloudwatch_client}, client_factory)
-        chain = sqs_with_fallback(
-            self._clients,
-            config.queue_url,
-            max_message_bytes=config.max_message_bytes,
-            attempts=config.send_attempts,
-            fallback=config.fallback,
+        config = ProducerConfig.from_env(queue_url=queue_url, namespace=namespace, mode=mode, **options)
+        self.config, self._recorder = build_recorder(
+            config,
+            owner=self,
+            clients={"sqs": sqs_client, "cloudwatch": cloudwatch_client},
+            client_factory=client_factory,
+            emf_stream=emf_stream,
             sleep=sleep,
+            clock=clock,
+            monotonic=monotonic,
         )
-        self._drop_log = DropLog(self._buffer, config.drop_log_interval, monotonic)
-        self._sender = Sender(
-            self._buffer, chain, interval=config.flush_interval, drop_log=self._drop_log, on_start=self._on_start
-        )
-        self._closed = False
+        self._namespace = self.config.namespace
+        self._series: dict[_SeriesKey, BufferedSeries] = {}
+        self._record = self._recorder.record
+        self._wake = self._recorder.wake
+        lifecycle.watch_forks(self)
+
+    @property
+    def mode(self) -> str:
+        """Where this producer's metrics go: ``"sqs"``, ``"emf"``, ``"memory"`` or ``"off"``."""
+        return self.config.mode
 
     # -- the caller's side: no network, no blocking -------------------------------------------------------------
     def send_metric(
@@ -84,10 +96,10 @@ class MetricProducer:
         timestamp: datetime | float | None = None,
         storage_resolution: int = 60,
     ) -> None:
-        """Validate one metric and buffer it; raises InvalidMetricError for anything CloudWatch would reject.
+        """Validate one metric and hand it on; raises InvalidMetricError for anything CloudWatch would reject.
 
         ``timestamp``: a ``datetime`` (a naive one is read as UTC, unlike ``datetime.timestamp()``, which reads
-        it as local time) or epoch seconds; default: now.
+        it as local time) or epoch seconds; default: now. Validation is the same in every mode.
         """
         ns = self._namespace if namespace is None else namespace
         try:
@@ -101,8 +113,8 @@ class MetricProducer:
             key, series = None, None
         if series is None:
             series = self._new_series(key, ns, name, unit, storage_resolution, dimensions)
-        if self._buffer.record(series, value, timestamp):
-            self._sender.wake()
+        if self._record(series, value, timestamp):
+            self._wake()
 
     def series(
         self,
@@ -116,7 +128,7 @@ class MetricProducer:
         """A handle for one series, validated now; its ``send(value, timestamp=None)`` checks only the value."""
         ns = self._namespace if namespace is None else namespace
         series = self._new_series(None, ns, name, unit, storage_resolution, dimensions)
-        return SeriesHandle(series, self._buffer, self._sender.wake)
+        return SeriesHandle(series, self._record, self._wake)
 
     def _new_series(
         self,
@@ -130,7 +142,7 @@ class MetricProducer:
         try:
             series = validate_series(namespace, name, unit, resolution, dimensions)
         except ValueError:
-            self._buffer.count({"invalid": 1})
+            self._recorder.count({"invalid": 1})
             raise
         if key is not None:
             if len(self._series) >= _MAX_SERIES_CACHE:
@@ -139,49 +151,37 @@ class MetricProducer:
         return series
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything buffered so far is accepted by SQS, published by the fallback, or dropped.
+        """Block until everything sent so far is delivered (or dropped); True only when all of it was delivered.
 
-        Returns True when all of it was delivered; False if ``timeout`` (seconds) ran out first, or if any metric
-        was dropped since the previous ``flush()`` (buffer full, or SQS and CloudWatch both unavailable: see
-        ``stats()["dropped"]`` and the log).
+        False if ``timeout`` (seconds) ran out first, if any metric was dropped since the previous ``flush()``
+        (buffer full, or SQS and CloudWatch both unavailable: see ``stats()["dropped"]`` and the log), if a wrong
+        setting holds metrics back (``stats()["config_error"]``), or if metrics were discarded because the mode was
+        chosen for a missing setting (``stats()["mode_reason"]``). In memory, off and emf modes it returns at once
+        or after writing the lines.
         """
-        target = self._buffer.flush_target()
-        if self._buffer.pending:
-            self._sender.round_now()
-        done = self._buffer.wait_handled(target, timeout)
-        return self._buffer.drops_since_last_flush() == 0 and done
+        return self._recorder.flush(timeout)
 
-    def stats(self) -> dict[str, int]:
-        """Counters: buffered, sent, dropped, fallback_published, send_errors, invalid, accepted, and more."""
-        return self._buffer.stats()
+    def stats(self) -> dict[str, Any]:
+        """Counters (buffered, sent, dropped, fallback_published, send_errors, invalid, accepted, emf_published,
+        captured, discarded, ...) plus ``mode``, ``mode_reason`` (why the mode was chosen for you, else "") and
+        ``config_error`` (a wrong setting holding metrics back right now, else "")."""
+        stats: dict[str, Any] = dict(self._recorder.stats())
+        stats.update(mode=self.config.mode, mode_reason=self.config.mode_reason, config_error=self._recorder.blocked)
+        return stats
 
     def close(self, timeout: float | None = None) -> None:
         """Flush and stop the sender thread; logs the total dropped, if any. Idempotent."""
-        if self._closed:
-            return
-        self.flush(self.config.exit_flush_timeout if timeout is None else timeout)
-        self._closed = True
-        self._sender.stop()
-        self._buffer.want_sender()  # a metric sent after close() starts a sender again
-        self._drop_log.report(final=True)
+        self._recorder.close(timeout)
 
-    # -- lifecycle --------------------------------------------------------------------------------------------------
-    def _on_start(self) -> None:
-        self._closed = False
-        lifecycle.register(self, handle_sigterm=self.config.handle_sigterm)
-
+    # -- lifecycle (called by ``lifecycle``) ------------------------------------------------------------------------
     def prepare_fork(self) -> None:
-        """Called before fork() (by ``lifecycle``): a client being made (imports!) finishes first."""
-        self._clients.hold_for_fork()
+        """Before fork(): a client being made (imports!) finishes first."""
+        self._recorder.prepare_fork()
 
     def parent_after_fork(self) -> None:
-        """Called after fork() in the parent (by ``lifecycle``)."""
-        self._clients.release_after_fork()
+        """After fork() in the parent."""
+        self._recorder.parent_after_fork()
 
     def reset_after_fork(self) -> None:
-        """Called in a forked child (by ``lifecycle``): the inherited buffer and counters stay the parent's."""
-        self._buffer.reset_after_fork()
-        self._sender.reset_after_fork()
-        self._drop_log.reset_after_fork()
-        self._clients.forget_after_fork()
-        self._closed = False
+        """In a forked child: the inherited buffer and counters stay the parent's."""
+        self._recorder.reset_after_fork()

@@ -3,6 +3,10 @@
 A round starts on the flush interval, when a quarter of the buffer's bound is pending, on ``flush()``, at exit
 and on SIGTERM. Drops are logged from here, never from the caller's thread: at most one line per
 ``drop_log_interval`` with the count since the previous line and the running total.
+
+When SQS refuses the queue for a reason no retry can fix (a wrong setting, see destinations.py), the metrics are
+held in the buffer, inside its bound, and offered again once per ``retry_interval``: one ERROR line says so when it
+starts, one WARNING when the queue accepts them again. Nothing goes to the PutMetricData fallback meanwhile.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ class DropLog:
         self.last_error = ""
 
     def report(self, *, final: bool = False) -> None:
-        dropped, full, undeliverable = self._buffer.drop_counts()
+        dropped, full, undeliverable, misconfigured = self._buffer.drop_counts()
         if final:
             if dropped:
+                held = f", held for a wrong setting until exit: {misconfigured}" if misconfigured else ""
                 logger.error(
-                    "metricbatch dropped %d metric(s) in total (buffer full: %d, SQS and CloudWatch unavailable: %d)",
-                    dropped, full, undeliverable,
+                    "metricbatch dropped %d metric(s) in total (buffer full: %d, SQS and CloudWatch unavailable: %d%s)",
+                    dropped, full, undeliverable, held,
                 )  # fmt: skip
             return
         new = dropped - self._reported[0]
@@ -44,7 +49,8 @@ class DropLog:
             return
         why = []
         if full - self._reported[1]:
-            why.append(f"buffer full: {full - self._reported[1]}")
+            held = " while a wrong setting holds delivery" if self._buffer.blocked else ""
+            why.append(f"buffer full{held}: {full - self._reported[1]}")
         if undeliverable - self._reported[2]:
             why.append(f"SQS and CloudWatch unavailable: {undeliverable - self._reported[2]} ({self.last_error})")
         logger.error(
@@ -67,12 +73,16 @@ class Sender:
         interval: float,
         drop_log: DropLog,
         on_start: Callable[[], None],
+        retry_interval: float,
+        monotonic: Callable[[], float],
     ) -> None:
         self._buffer = buffer
         self._chain = chain
         self._interval = interval
         self._drop_log = drop_log
         self._on_start = on_start
+        self._retry_interval = retry_interval
+        self._monotonic = monotonic
         self._reset()
 
     def _reset(self) -> None:
@@ -80,6 +90,8 @@ class Sender:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._next_retry = 0.0  # while a wrong setting blocks delivery: when to offer the held metrics again
+        self._said = ""  # the wrong setting the last ERROR line named
 
     @property
     def alive(self) -> bool:
@@ -92,6 +104,10 @@ class Sender:
             self._wake.set()
         else:
             self.start()
+
+    def retry_due(self) -> bool:
+        """Whether metrics held for a wrong setting are due to be offered again (False when none are held)."""
+        return bool(self._buffer.blocked) and self._monotonic() >= self._next_retry
 
     def round_now(self) -> None:
         """Start a round now, starting the thread if need be (flush)."""
@@ -126,7 +142,7 @@ class Sender:
                 self.run_round()
             except Exception:  # pragma: no cover - a bug must not kill the sender silently
                 logger.exception("metricbatch sender failed; continuing")
-            if self._stopping and not self._buffer.pending:
+            if self._stopping and (not self._buffer.pending or self._buffer.blocked):
                 return
 
     def _warm_up(self) -> None:
@@ -142,13 +158,39 @@ class Sender:
         One take per round: what arrives meanwhile waits for the next interval, unless it reaches the wake
         threshold (the caller then wakes the sender again) or a flush asks for it.
         """
+        retrying = bool(self._buffer.blocked)
+        if retrying and self._monotonic() < self._next_retry:
+            self._drop_log.report()
+            return
         taken = self._buffer.take()
         if taken is not None:
             result = self._chain.deliver(entries_of(taken.histograms))
-            if result.dropped:
-                self._drop_log.last_error = result.error
-            self._buffer.settle(taken, result.counts)
+            if retrying:
+                result.counts["queue_retries"] = result.counts.get("queue_retries", 0) + 1
+            if result.blocked:
+                self._blocked(result.blocked)  # first: a flush woken by hold() then finds it said and timed
+                held = [(entry.series, entry.bucket, entry.values, entry.counts) for entry in result.held]
+                self._buffer.hold(taken, held, result.counts, result.blocked)
+            else:
+                if result.dropped:
+                    self._drop_log.last_error = result.error
+                self._buffer.settle(taken, result.counts)
+                if self._said:
+                    logger.warning("metricbatch: SQS accepts the queue again; the held metrics were sent")
+                    self._said = ""
         self._drop_log.report()
+
+    def _blocked(self, reason: str) -> None:
+        self._next_retry = self._monotonic() + self._retry_interval
+        if reason == self._said:
+            return
+        self._said = reason
+        logger.error(
+            "metricbatch cannot deliver to SQS: %s. Metrics are held in memory (within the producer's bound of "
+            "distinct values; beyond it new values are dropped and counted) and not published directly with "
+            "PutMetricData; the queue is tried again every %g s and sending resumes once it accepts them",
+            reason, self._retry_interval,
+        )  # fmt: skip
 
     def reset_after_fork(self) -> None:
         """In a forked child the parent's thread does not exist: forget it; fresh event and lock."""

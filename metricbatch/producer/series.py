@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.validation import Series, check_series
 from metricbatch.wire import metric_head
-
-if TYPE_CHECKING:
-    from metricbatch.producer.buffer import MetricBuffer
 
 
 class BufferedSeries:
@@ -34,6 +30,10 @@ class BufferedSeries:
         self.generation = -1
 
 
+# The producer's recorder: validate and take one value of a series; True when its sender should be woken.
+Record = Callable[[BufferedSeries, float, datetime | float | None], bool]
+
+
 def validate_series(
     namespace: str | None, name: object, unit: object, resolution: object, dimensions: object
 ) -> BufferedSeries:
@@ -49,11 +49,11 @@ class SeriesHandle:
     Get one from ``metricbatch.series(...)`` or ``MetricProducer.series(...)``. It stays bound to that producer.
     """
 
-    __slots__ = ("_buffer", "_series", "_wake")
+    __slots__ = ("_record", "_series", "_wake")
 
-    def __init__(self, series: BufferedSeries, buffer: MetricBuffer, wake: Callable[[], None]) -> None:
+    def __init__(self, series: BufferedSeries, record: Record, wake: Callable[[], None]) -> None:
         self._series = series
-        self._buffer = buffer
+        self._record = record
         self._wake = wake
 
     @property
@@ -74,5 +74,5 @@ class SeriesHandle:
         Raises:
             InvalidMetricError: the value or timestamp breaks a CloudWatch rule.
         """
-        if self._buffer.record(self._series, value, timestamp):
+        if self._record(self._series, value, timestamp):
             self._wake()

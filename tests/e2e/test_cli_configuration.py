@@ -73,6 +73,34 @@ def test_send_without_a_queue_names_the_flag_and_the_variable(pipeline: LocalPip
     assert "queue_url=" not in line
 
 
+def test_send_to_a_queue_that_does_not_exist_exits_2_with_one_line_and_no_fallback(pipeline: LocalPipeline) -> None:
+    # GIVEN the local stack's settings but a queue URL that names no queue
+    missing = f"{pipeline.aws.endpoint_url}/123456789012/nope"
+    env = {k: v for k, v in pipeline.env().items() if k != "METRICBATCH_QUEUE_URL"}
+    result = _run(["send", "Hits", "1", "--queue-url", missing], child_env(env))
+    # THEN one line names the queue and the setting, the exit code says configuration, nothing was published
+    line = _one_line_error(result, missing, "METRICBATCH_QUEUE_URL", "NonExistentQueue", "not sent")
+    assert "fallback" not in line and "published" not in result.stdout
+    calls = pipeline.aws.ledger.snapshot()["calls"]
+    assert calls.get("cloudwatch:PutMetricData", 0) == 0
+    assert calls.get("sqs:SendMessageBatch") == 1
+
+
+def test_send_mode_emf_prints_one_emf_line_and_needs_no_queue() -> None:
+    result = _run(
+        ["send", "Hits", "2", "--unit", "Count", "--mode", "emf", "--dimension", "Host=a"],
+        child_env({"METRICBATCH_NAMESPACE": "Shop"}),
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    document = json.loads(line)
+    assert (document["Hits"], document["Host"]) == (2.0, "a")
+    assert document["_aws"]["CloudWatchMetrics"] == [
+        {"Namespace": "Shop", "Dimensions": [["Host"]], "Metrics": [{"Name": "Hits", "Unit": "Count"}]}
+    ]
+    assert result.stderr.strip() == "written to stdout as an EMF line: Hits=2 Count"
+
+
 # -- the region ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "argv",
@@ -143,6 +171,7 @@ def test_local_then_send_and_redrive_with_just_its_exports() -> None:
     try:
         exports, dlq_url = read_local_exports(local)
         assert exports["METRICBATCH_NAMESPACE"] == LOCAL_NAMESPACE
+        assert exports["METRICBATCH_MODE"] == "sqs"  # the setting is shown, not implied
         shell = child_env(exports)
         # WHEN the README's next step runs: a metric with nothing but a name and a value
         sent = _run(["send", "Hits", "1", "--unit", "Count"], shell)

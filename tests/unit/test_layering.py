@@ -18,6 +18,8 @@ FORBIDDEN = {
     "producer": ("batcher", "worker", "cli", "emulator", "deploy"),
     "batcher": ("producer", "worker", "cli", "emulator", "deploy"),
     "worker": ("producer", "batcher", "cli", "emulator"),
+    # metricbatch.testing and the pytest plugin are the producer's test helpers
+    **dict.fromkeys(("testing", "pytest_plugin"), ("batcher", "worker", "cli", "emulator", "deploy")),
     **dict.fromkeys(SHARED_CORE, ("producer", "batcher", "worker", "cli", "emulator", "deploy")),
 }
 

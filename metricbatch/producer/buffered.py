@@ -1,0 +1,104 @@
+"""``sqs`` and ``emf`` modes: metrics merged in the buffer on the caller's thread, delivered by the sender thread.
+
+``sqs`` delivers through SQS (and PutMetricData while SQS is down), ``emf`` by writing EMF lines to stdout; the
+buffer, the bound, the rounds, flush, exit and fork are the same for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from metricbatch.producer import lifecycle
+from metricbatch.producer.buffer import MetricBuffer
+from metricbatch.producer.clients import ProcessClients
+from metricbatch.producer.config import ProducerConfig
+from metricbatch.producer.destinations import DeliveryChain
+from metricbatch.producer.sender import DropLog, Sender
+from metricbatch.producer.series import Record
+
+
+class BufferedRecorder:
+    """The buffer, its sender thread and the delivery chain of one producer."""
+
+    def __init__(
+        self,
+        config: ProducerConfig,
+        chain: DeliveryChain,
+        clients: ProcessClients | None,
+        *,
+        owner: lifecycle.Closable,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._clients = clients
+        self._owner = owner
+        self._buffer = MetricBuffer(config.max_buffered, config.wake_threshold, clock)
+        self._drop_log = DropLog(self._buffer, config.drop_log_interval, monotonic)
+        self._sender = Sender(
+            self._buffer,
+            chain,
+            interval=config.flush_interval,
+            drop_log=self._drop_log,
+            on_start=self._on_start,
+            retry_interval=config.queue_retry_interval,
+            monotonic=monotonic,
+        )
+        # The hot path calls the buffer directly: validate and hold one metric, True when ``wake`` is due.
+        self.record: Record = self._buffer.record
+        self.wake = self._sender.wake
+        self._closed = False
+
+    def count(self, counts: Mapping[str, int]) -> None:
+        self._buffer.count(counts)
+
+    def stats(self) -> dict[str, int]:
+        return self._buffer.stats()
+
+    @property
+    def blocked(self) -> str:
+        """Why held metrics wait for a setting to be fixed ("" when they do not)."""
+        return self._buffer.blocked
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything buffered so far is delivered or dropped; True only when all of it was delivered
+        (False: ``timeout`` ran out, metrics were dropped since the previous flush, or a wrong setting holds them)."""
+        target = self._buffer.flush_target()
+        retry_mark = self._buffer.hold_mark() if self._sender.retry_due() else None
+        if self._buffer.pending:
+            self._sender.round_now()
+        done = self._buffer.wait_handled(target, timeout, retry_mark)
+        return self._buffer.drops_since_last_flush() == 0 and done
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush and stop the sender thread; logs the total dropped, if any. Idempotent."""
+        if self._closed:
+            return
+        self.flush(self._config.exit_flush_timeout if timeout is None else timeout)
+        self._closed = True
+        self._sender.stop()
+        self._buffer.abandon()  # held for a wrong setting: the process keeps nothing past close, say so
+        self._buffer.want_sender()  # a metric sent after close() starts a sender again
+        self._drop_log.report(final=True)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------------
+    def _on_start(self) -> None:
+        self._closed = False
+        lifecycle.register(self._owner, handle_sigterm=self._config.handle_sigterm)
+
+    def prepare_fork(self) -> None:
+        if self._clients is not None:
+            self._clients.hold_for_fork()
+
+    def parent_after_fork(self) -> None:
+        if self._clients is not None:
+            self._clients.release_after_fork()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the inherited buffer and counters stay the parent's; new thread, locks, clients."""
+        self._buffer.reset_after_fork()
+        self._sender.reset_after_fork()
+        self._drop_log.reset_after_fork()
+        if self._clients is not None:
+            self._clients.forget_after_fork()
+        self._closed = False
