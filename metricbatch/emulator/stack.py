@@ -126,7 +126,9 @@ class LocalPipeline:
         return self.queues.dlq_url
 
     def producer(self, **options: Any) -> MetricProducer:
-        """A producer wired to this pipeline's queue (fallback: this pipeline's CloudWatch)."""
+        """A producer wired to this pipeline's queue (fallback: this pipeline's CloudWatch), in mode sqs whatever
+        METRICBATCH_MODE says."""
+        options.setdefault("mode", "sqs")
         return MetricProducer(self.queue_url, sqs_client=self.sqs, cloudwatch_client=self.cloudwatch, **options)
 
     def drain(self, timeout: float = 120.0) -> None:

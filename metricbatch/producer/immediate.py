@@ -14,8 +14,7 @@ from datetime import datetime
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.producer.buffer import COUNTERS
 from metricbatch.producer.capture import STORE, CapturedMetric, CaptureStore
-from metricbatch.producer.series import BufferedSeries
-from metricbatch.validation import check_timestamp, check_value
+from metricbatch.producer.series import BufferedSeries, checked_sample
 
 
 class ImmediateRecorder:
@@ -43,8 +42,7 @@ class ImmediateRecorder:
     def record(self, series: BufferedSeries, value: float, timestamp: datetime | float | None) -> bool:
         """Validate one metric and capture or discard it; never wakes anything (returns False)."""
         try:
-            value = check_value(value)
-            ts = self._clock() if timestamp is None else check_timestamp(timestamp, self._clock())
+            value, ts = checked_sample(value, timestamp, self._clock)
         except InvalidMetricError:
             self.count({"invalid": 1})
             raise

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from metricbatch.exceptions import InvalidMetricError
-from metricbatch.validation import Series, check_series
+from metricbatch.validation import Series, check_series, check_timestamp, check_value
 from metricbatch.wire import metric_head
 
 
@@ -32,6 +32,13 @@ class BufferedSeries:
 
 # The producer's recorder: validate and take one value of a series; True when its sender should be woken.
 Record = Callable[[BufferedSeries, float, datetime | float | None], bool]
+
+
+def checked_sample(value: object, timestamp: object, clock: Callable[[], float]) -> tuple[float, float]:
+    """(value, timestamp) of one sample, validated as CloudWatch would (the same in every mode); timestamp default
+    now. Raises InvalidMetricError naming the rule."""
+    checked = check_value(value)
+    return checked, (clock() if timestamp is None else check_timestamp(timestamp, clock()))
 
 
 def validate_series(

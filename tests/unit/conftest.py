@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -92,3 +94,23 @@ def wire_samples(metrics: list[dict[str, Any]]) -> list[tuple[str, float]]:
         for value, count in zip(metric["values"], counts, strict=True):
             out.extend([(metric["name"], value)] * int(count))
     return sorted(out)
+
+
+def in_forked_child(report: Callable[[], Any]) -> Any:
+    """Fork; the child runs ``report`` and hands its JSON-able result back through a pipe, then leaves at once
+    (``os._exit``: no exit hooks). Returns the child's result after it ended."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            result = report()
+            with os.fdopen(write_end, "w") as pipe:
+                json.dump(result, pipe)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = json.load(pipe)
+    os.waitpid(pid, 0)
+    return child

@@ -23,6 +23,7 @@ from metricbatch import ConfigurationError, InvalidMetricError, MetricProducer, 
 from metricbatch.producer.config import NO_DESTINATION, ProducerConfig
 from metricbatch.testing import CapturedMetric, captured, clear, values
 
+from ..conftest import in_forked_child
 from . import emf_spec
 from .test_producer import BAD_CALLS
 
@@ -353,21 +354,12 @@ def test_emf_after_fork_each_process_writes_exactly_its_own_metrics() -> None:
 def test_memory_and_off_after_fork_the_child_starts_from_zero(mode: str) -> None:
     producer = MetricProducer(mode=mode, namespace="Unit")
     producer.send_metric("Before", 1.0)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child reports its own view, then leaves at once
-        try:
-            os.close(read_end)
-            producer.send_metric("After", 2.0)
-            report = {"stats": producer.stats(), "captured": [m.name for m in captured()]}
-            with os.fdopen(write_end, "w") as pipe:
-                json.dump(report, pipe)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        child = json.load(pipe)
-    os.waitpid(pid, 0)
+
+    def child_view() -> dict[str, Any]:
+        producer.send_metric("After", 2.0)
+        return {"stats": producer.stats(), "captured": [m.name for m in captured()]}
+
+    child = in_forked_child(child_view)
     counter = "captured" if mode == "memory" else "discarded"
     assert (child["stats"][counter], child["stats"]["accepted"]) == (1, 1)
     assert child["captured"] == (["After"] if mode == "memory" else [])

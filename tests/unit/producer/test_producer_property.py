@@ -4,8 +4,6 @@ across fork(): each process delivers exactly its own metrics."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from metricbatch.batcher.batcher import BatcherConfig, MetricBatcher
 from metricbatch.limits import MIN_ABS_VALUE
 from metricbatch.producer.producer import MetricProducer
 
+from ..conftest import in_forked_child
 from ..fakes import FakeCloudWatch, FakeSqs
 
 QUEUE = "https://fake/queue"
@@ -160,23 +159,15 @@ def test_after_fork_each_process_delivers_exactly_its_own_metrics(sent: list[Cal
     try:
         # GIVEN a parent that buffered `before` without flushing
         _send(producer, before)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child sends `after`, flushes, and reports what reached its (copied) queue
-            try:
-                os.close(read_end)
-                inherited = len(sqs.messages(QUEUE))
-                _send(producer, after)
-                ok = producer.flush(timeout=10)
-                bodies = [m["Body"] for m in sqs.messages(QUEUE)[inherited:]]
-                with os.fdopen(write_end, "w") as pipe:
-                    json.dump({"ok": ok, "stats": producer.stats(), "bodies": bodies}, pipe)
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        with os.fdopen(read_end) as pipe:
-            child = json.load(pipe)
-        os.waitpid(pid, 0)
+
+        def child_sends_after() -> dict[str, Any]:  # and reports what reached its (copied) queue
+            inherited = len(sqs.messages(QUEUE))
+            _send(producer, after)
+            ok = producer.flush(timeout=10)
+            bodies = [m["Body"] for m in sqs.messages(QUEUE)[inherited:]]
+            return {"ok": ok, "stats": producer.stats(), "bodies": bodies}
+
+        child = in_forked_child(child_sends_after)
         assert producer.flush(timeout=10)
     finally:
         producer.close(timeout=5)
