@@ -29,12 +29,13 @@ class BufferedRecorder:
         owner: lifecycle.Closable,
         clock: Callable[[], float],
         monotonic: Callable[[], float],
+        undeliverable: str = "SQS and CloudWatch unavailable",
     ) -> None:
         self._config = config
         self._clients = clients
         self._owner = owner
         self._buffer = MetricBuffer(config.max_buffered, config.wake_threshold, clock)
-        self._drop_log = DropLog(self._buffer, config.drop_log_interval, monotonic)
+        self._drop_log = DropLog(self._buffer, config.drop_log_interval, monotonic, undeliverable)
         self._sender = Sender(
             self._buffer,
             chain,

@@ -74,7 +74,10 @@ def build_recorder(
             return config, recorder
     if config.mode == EMF:
         chain = DeliveryChain([EmfDestination(emf_stream)])
-        return config, BufferedRecorder(config, chain, None, owner=owner, clock=clock, monotonic=monotonic)
+        recorder = BufferedRecorder(
+            config, chain, None, owner=owner, clock=clock, monotonic=monotonic, undeliverable="not writable as EMF"
+        )
+        return config, recorder
     announce(config)
     return config, ImmediateRecorder(capture=config.mode == MEMORY, undelivered=bool(config.mode_reason), clock=clock)
 

@@ -25,8 +25,15 @@ logger = logging.getLogger(__name__)
 class DropLog:
     """Rate-limited drop lines: each with the count since the previous line and the total."""
 
-    def __init__(self, buffer: MetricBuffer, interval: float, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        buffer: MetricBuffer,
+        interval: float,
+        monotonic: Callable[[], float],
+        undeliverable: str = "SQS and CloudWatch unavailable",
+    ) -> None:
         self._buffer = buffer
+        self._undeliverable = undeliverable  # why the mode's destinations could not take metrics, for the log
         self._interval = interval
         self._monotonic = monotonic
         self._reported = (0, 0, 0)
@@ -39,8 +46,8 @@ class DropLog:
             if dropped:
                 held = f", held for a wrong setting until exit: {misconfigured}" if misconfigured else ""
                 logger.error(
-                    "metricbatch dropped %d metric(s) in total (buffer full: %d, SQS and CloudWatch unavailable: %d%s)",
-                    dropped, full, undeliverable, held,
+                    "metricbatch dropped %d metric(s) in total (buffer full: %d, %s: %d%s)",
+                    dropped, full, self._undeliverable, undeliverable, held,
                 )  # fmt: skip
             return
         new = dropped - self._reported[0]
@@ -52,7 +59,7 @@ class DropLog:
             held = " while a wrong setting holds delivery" if self._buffer.blocked else ""
             why.append(f"buffer full{held}: {full - self._reported[1]}")
         if undeliverable - self._reported[2]:
-            why.append(f"SQS and CloudWatch unavailable: {undeliverable - self._reported[2]} ({self.last_error})")
+            why.append(f"{self._undeliverable}: {undeliverable - self._reported[2]} ({self.last_error})")
         logger.error(
             "metricbatch dropped %d metric(s) since the last report (%s); %d in total", new, ", ".join(why), dropped
         )
