@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from metricbatch.aws.session import aws_session
 from metricbatch.env import MODE, NAMESPACE, QUEUE_URL
 from metricbatch.exceptions import ConfigurationError, MetricBatchError
-from metricbatch.producer.config import EMF, MEMORY, MODES, OFF, ProducerConfig
+from metricbatch.producer.config import EMF, MEMORY, MODES, OFF, SQS, ProducerConfig
 from metricbatch.producer.producer import MetricProducer
 
 # What each mode did with the metric, said on success.
@@ -68,6 +69,8 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise ConfigurationError(config.mode_reason)
     if not (args.namespace or os.environ.get(NAMESPACE)):
         raise ConfigurationError(f"no namespace: pass --namespace or set {NAMESPACE}")
+    if config.mode == SQS:
+        aws_session()  # a region, or one line naming AWS_REGION / AWS_DEFAULT_REGION
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,6 +111,14 @@ def test_no_region_anywhere_is_one_configuration_error(regionless: dict[str, str
     _one_line_error(_run(argv, regionless), "--region", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
+def test_send_without_a_region_is_one_line_naming_both_variables(
+    pipeline: LocalPipeline, regionless: dict[str, str]
+) -> None:
+    env = {**regionless, "METRICBATCH_QUEUE_URL": pipeline.queue_url, "METRICBATCH_NAMESPACE": "Shop"}
+    _one_line_error(_run(["send", "Hits", "1"], env), "AWS_REGION", "AWS_DEFAULT_REGION")
+    assert pipeline.aws.ledger.snapshot()["calls"].get("sqs:SendMessageBatch", 0) == 0
+
+
 def test_savings_reads_the_region_from_aws_region_alone(pipeline: LocalPipeline, regionless: dict[str, str]) -> None:
     # GIVEN only AWS_REGION (botocore itself reads AWS_DEFAULT_REGION and the profile, not AWS_REGION)
     env = {**regionless, "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": pipeline.aws.endpoint_url}
