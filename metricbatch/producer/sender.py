@@ -183,7 +183,7 @@ class Sender:
                     self._drop_log.last_error = result.error
                 self._buffer.settle(taken, result.counts)
                 if self._said:
-                    logger.warning("metricbatch: SQS accepts the queue again; the held metrics were sent")
+                    logger.warning("metricbatch: SQS no longer refuses the queue; delivery resumed")
                     self._said = ""
         self._drop_log.report()
 

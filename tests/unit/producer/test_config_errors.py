@@ -107,7 +107,7 @@ def test_the_held_metrics_are_sent_once_the_queue_accepts_them(
     # AND the log says it started and ended, once each
     assert len(_errors(caplog)) == 1
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        "metricbatch: SQS accepts the queue again; the held metrics were sent"
+        "metricbatch: SQS no longer refuses the queue; delivery resumed"
     ]
 
 
