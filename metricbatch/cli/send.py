@@ -63,6 +63,8 @@ def _check_settings(args: argparse.Namespace) -> None:
     """Said here in the command line's terms (the library's messages name its keyword arguments)."""
     config = ProducerConfig.from_env(queue_url=args.queue_url, mode=args.mode)
     env_mode = os.environ.get(MODE, "").strip().lower()
+    if not args.mode and env_mode and env_mode not in MODES:
+        raise ConfigurationError(f"{MODE}={os.environ[MODE]!r} is not a mode: pass --mode or set {', '.join(MODES)}")
     if config.mode_reason and not config.queue_url and (args.mode or env_mode in ("", "sqs")):
         raise ConfigurationError(f"no queue: pass --queue-url or set {QUEUE_URL} (or choose --mode emf, memory or off)")
     if config.mode_reason:

@@ -86,6 +86,11 @@ def test_send_to_a_queue_that_does_not_exist_exits_2_with_one_line_and_no_fallba
     assert calls.get("sqs:SendMessageBatch") == 1
 
 
+def test_send_with_a_mode_that_is_none_names_the_variable_and_the_flag() -> None:
+    env = child_env({"METRICBATCH_NAMESPACE": "Shop", "METRICBATCH_MODE": "stdout"})
+    _one_line_error(_run(["send", "Hits", "1"], env), "METRICBATCH_MODE='stdout'", "--mode", "sqs, emf, memory, off")
+
+
 def test_send_mode_emf_prints_one_emf_line_and_needs_no_queue() -> None:
     result = _run(
         ["send", "Hits", "2", "--unit", "Count", "--mode", "emf", "--dimension", "Host=a"],
