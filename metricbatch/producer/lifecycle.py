@@ -19,9 +19,9 @@ interrupted, or by re-sending it to the process every few milliseconds until it 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -85,15 +85,21 @@ def _in_multiprocessing_child() -> bool:
     return process is not None and "multiprocessing.util" in sys.modules and process.parent_process() is not None
 
 
-_flushing_all = False  # the main thread is in flush_all(): a SIGTERM deferred meanwhile is handled when it ends
-_deferred: list[int] = []  # a SIGTERM that interrupted producer code, not handled yet
+# SIGTERM deferral state. Stamped with the process id, so a forked child never acts on its parent's (no at-fork reset,
+# which a signal could race).
+_flushing_in = 0  # pid whose main thread is in flush_all(): a SIGTERM deferred meanwhile is handled when it ends
+_deferred = (0, 0)  # (pid, signal) of a SIGTERM that interrupted producer code and is not handled yet
+_redeliver_requests: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is reentrant: safe in a signal handler
+_redeliverer_pid = 0  # the process whose redeliverer thread waits on _redeliver_requests
 _handle_sigterm: Callable[[int], None] | None = None  # flush, then what SIGTERM would have done without us
 
 
 def flush_all(timeout: float | None = None) -> None:
-    global _flushing_all
-    outermost = not _flushing_all and threading.current_thread() is threading.main_thread()
-    _flushing_all = _flushing_all or outermost
+    global _flushing_in
+    pid = os.getpid()
+    outermost = _flushing_in != pid and threading.current_thread() is threading.main_thread()
+    if outermost:
+        _flushing_in = pid
     try:
         for producer in list(_producers):
             try:
@@ -102,9 +108,10 @@ def flush_all(timeout: float | None = None) -> None:
                 logger.exception("metricbatch: flush at exit failed")
     finally:
         if outermost:
-            _flushing_all = False
-            if _deferred and _handle_sigterm is not None:
-                _handle_sigterm(_deferred.pop())
+            _flushing_in = 0
+            signum = _take_deferred()
+            if signum and _handle_sigterm is not None:
+                _handle_sigterm(signum)
 
 
 _forking: list[Closable] = []
@@ -123,9 +130,8 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _finalizer_pid, _flushing_all
-    _finalizer_pid, _flushing_all = 0, False
-    _deferred.clear()  # a SIGTERM the parent had not handled yet is the parent's
+    global _finalizer_pid
+    _finalizer_pid = 0
     for producer in _forking:
         producer.reset_after_fork()
     _forking.clear()
@@ -141,7 +147,7 @@ def _install_sigterm_handler() -> None:
         return  # the application chose to ignore SIGTERM; leave it so
 
     def handle(signum: int, frame: FrameType | None = None) -> None:
-        _deferred.clear()
+        _take_deferred()
         flush_all()
         if callable(previous):
             previous(signum, frame)  # the application's own handler decides what happens next
@@ -174,17 +180,36 @@ def _interrupts_producer_code(frame: FrameType | None) -> bool:
 
 
 def _defer(signum: int) -> None:
-    redelivering = bool(_deferred)
-    _deferred[:] = [signum]
-    if redelivering or _flushing_all:
-        return  # already being re-sent, or the exit flush it interrupted handles it when it ends
-    # No new threads at interpreter shutdown (RuntimeError): atexit's flush_all is about to handle it then.
-    with contextlib.suppress(RuntimeError):
-        start_daemon(_redeliver, "metricbatch-sigterm")
+    global _deferred, _redeliver_requests, _redeliverer_pid
+    pid = os.getpid()
+    _deferred = (pid, signum)
+    if _flushing_in == pid:
+        return  # the exit flush it interrupted handles it when it ends
+    if _redeliverer_pid != pid:  # first deferral in this process (threads do not survive fork)
+        requests: queue.SimpleQueue[int] = queue.SimpleQueue()
+        try:
+            start_daemon(lambda: _redeliver(requests), "metricbatch-sigterm")
+        except RuntimeError:  # no new threads at interpreter shutdown: atexit's flush_all handles it then
+            return
+        _redeliver_requests, _redeliverer_pid = requests, pid
+    _redeliver_requests.put(signum)
 
 
-def _redeliver() -> None:
-    while _deferred:
-        time.sleep(_REDELIVER_INTERVAL)
-        if _deferred:
-            os.kill(os.getpid(), _deferred[0])
+def _take_deferred() -> int:
+    """The SIGTERM this process deferred (0 if none), now taken."""
+    global _deferred
+    pid, signum = _deferred
+    _deferred = (0, 0)
+    return signum if pid == os.getpid() else 0
+
+
+def _redeliver(requests: queue.SimpleQueue[int]) -> None:
+    # Blocks SIGTERM itself (start_daemon), so each re-sent signal reaches the main thread.
+    pid = os.getpid()
+    while True:
+        requests.get()
+        while _deferred[0] == pid:
+            time.sleep(_REDELIVER_INTERVAL)
+            deferred_pid, signum = _deferred
+            if deferred_pid == pid:
+                os.kill(pid, signum)

@@ -211,3 +211,46 @@ def test_pre_fork_server_workers_stopped_with_sigterm(clean_pipeline: LocalPipel
     # THEN each worker still died of SIGTERM, and every metric arrived exactly once
     assert "worker exits [-15, -15, -15]" in done.stdout, done.stdout
     _read(clean_pipeline, namespace, {"master": 300, "worker": 600})
+
+
+SIGTERM_WHILE_FORKING = """
+# Pool.terminate() can signal a worker so soon after fork() that it is still running the at-fork hooks (a starved
+# CPU). A one-shot trace sends the child SIGTERM at the start of the library's own at-fork hook.
+send(300, "parent")
+
+def trace(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "_after_fork_in_child":
+        sys.settrace(None)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+sys.settrace(trace)
+pid = os.fork()
+if pid == 0:
+    signal.pause()  # a lost SIGTERM leaves the child here
+    os._exit(99)
+sys.settrace(None)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+    time.sleep(0.05)
+else:
+    if time.monotonic() >= deadline:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("child exit: lost SIGTERM")
+        sys.exit(0)
+print("child exit: handled")
+send(200, "parent")
+assert flush(30)
+"""
+
+
+def test_sigterm_during_the_childs_at_fork_hook_still_ends_the_child(
+    clean_pipeline: LocalPipeline, tmp_path: Path
+) -> None:
+    namespace = unique_namespace("ForkSig")
+    # GIVEN a parent with metrics buffered that forks a child
+    # WHEN SIGTERM reaches the child while it runs the library's at-fork hook
+    done = _run(clean_pipeline, namespace, tmp_path, SIGTERM_WHILE_FORKING)
+    # THEN the child still ends (the signal is handled once the hook returns), and the parent's metrics arrive once
+    assert "child exit: handled" in done.stdout, done.stdout + done.stderr[-2000:]
+    _read(clean_pipeline, namespace, {"parent": 500})
