@@ -5,7 +5,7 @@ import { debuglog } from "node:util";
 import { BucketAggregator, sampleCount } from "./aggregation.js";
 import type { MetricBuffer, TakenMetrics } from "./buffer.js";
 import { packRequests, publish, type CloudWatchSender } from "./cloudwatch.js";
-import { sendMessages, type OutgoingMessage, type SqsSender } from "./sqs.js";
+import { sendMessages, type OutgoingMessage, type SendOutcome, type SqsSender } from "./sqs.js";
 import * as log from "./log.js";
 import { configurationProblem } from "./retry.js";
 import { ENVELOPE_BYTES, envelopeOf, fragmentOf, type Datum } from "./wire.js";
@@ -88,6 +88,35 @@ export async function encodeMessages(datums: Iterable<Datum>, maxBytes: number):
   return messages;
 }
 
+/** Message bodies of at most `maxBytes` for the exit hook's synchronous sender (no yielding: the loop is gone). */
+function bodiesOf(datums: Iterable<Datum>, maxBytes: number): string[] {
+  const bodies: string[] = [];
+  let fragments: string[] = [];
+  let size = 0;
+  for (const datum of datums) {
+    const fragment = fragmentOf(datum);
+    if (fragments.length > 0 && size + fragment.length + 1 > maxBytes - ENVELOPE_BYTES) {
+      bodies.push(envelopeOf(fragments));
+      fragments = [];
+      size = 0;
+    }
+    fragments.push(fragment);
+    size += fragment.length + 1;
+  }
+  if (fragments.length > 0) bodies.push(envelopeOf(fragments));
+  return bodies;
+}
+
+function countSent(counters: Counters, outcome: SendOutcome): void {
+  counters.sqsRequests += outcome.requests;
+  counters.sendErrors += outcome.errors;
+  counters.messagesSent += outcome.sent.length;
+  for (const message of outcome.sent) {
+    counters.sent += message.samples;
+    counters.wireMetricsSent += message.datums.length;
+  }
+}
+
 /** The round in progress: what it took, the held samples it carries, the messages nobody has acknowledged yet. */
 interface Round {
   taken: TakenMetrics;
@@ -119,10 +148,6 @@ export class Sender {
       this.pumping = this.pump().finally(() => (this.pumping = undefined));
     }
     return this.pumping ?? Promise.resolve();
-  }
-
-  get busy(): boolean {
-    return this.pumping !== undefined;
   }
 
   /** Metrics held for a wrong setting are due to be offered to the queue again (false when none are held). */
@@ -178,21 +203,7 @@ export class Sender {
     }
     for (const message of current?.unacknowledged ?? []) for (const datum of message.datums) aggregator.addDatum(datum);
     aggregator.addRange(taken.series, taken.values, taken.timestamps, 0, taken.count);
-    const bodies: string[] = [];
-    let fragments: string[] = [];
-    let size = 0;
-    for (const datum of aggregator.datums()) {
-      const fragment = fragmentOf(datum);
-      if (fragments.length > 0 && size + fragment.length + 1 > this.settings.maxMessageBytes - ENVELOPE_BYTES) {
-        bodies.push(envelopeOf(fragments));
-        fragments = [];
-        size = 0;
-      }
-      fragments.push(fragment);
-      size += fragment.length + 1;
-    }
-    if (fragments.length > 0) bodies.push(envelopeOf(fragments));
-    return bodies;
+    return bodiesOf(aggregator.datums(), this.settings.maxMessageBytes);
   }
 
   private async pump(): Promise<void> {
@@ -260,7 +271,8 @@ export class Sender {
     const { failed, configuration } = await this.sendToSqs(messages);
     current.unacknowledged = failed;
     if (failed.length > 0 && configuration !== undefined) {
-      this.hold(failed, `SQS refused the queue ${this.settings.queueUrl}: ${configuration}`);
+      const { code, problem } = configuration;
+      this.hold(failed, `SQS refused the queue ${this.settings.queueUrl}: ${code}: ${problem}`);
       return samples;
     }
     if (retrying) {
@@ -292,28 +304,20 @@ export class Sender {
   }
 
   /** Send to SQS; returns the messages it did not accept, and the wrong setting that refused them if one did. */
-  private async sendToSqs(messages: OutgoingMessage[]): Promise<{ failed: OutgoingMessage[]; configuration?: string }> {
+  private async sendToSqs(messages: OutgoingMessage[]): Promise<Pick<SendOutcome, "failed" | "configuration">> {
     const signal = this.controller.signal;
     const { counters } = this;
     try {
       const policy = { attempts: this.settings.sendAttempts, baseDelayMs: 50, maxDelayMs: 2000 };
       const outcome = await sendMessages(this.clients.sqs(), this.settings.queueUrl, messages, policy, signal);
-      counters.sqsRequests += outcome.requests;
-      counters.sendErrors += outcome.errors;
-      counters.messagesSent += outcome.sent.length;
-      for (const message of outcome.sent) {
-        counters.sent += message.samples;
-        counters.wireMetricsSent += message.datums.length;
-      }
+      countSent(counters, outcome);
       if (outcome.failed.length > 0)
         debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
-      const problem = outcome.configuration;
-      return { failed: outcome.failed, configuration: problem && `${problem.code}: ${problem.problem}` };
+      return outcome;
     } catch (error) {
       debug("cannot send to SQS: %s", error);
       counters.sendErrors += 1;
-      const problem = configurationProblem(error);
-      return { failed: messages, configuration: problem && `${problem.code}: ${problem.problem}` };
+      return { failed: messages, configuration: configurationProblem(error) };
     }
   }
 
