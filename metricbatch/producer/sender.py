@@ -18,6 +18,7 @@ from collections.abc import Callable
 from metricbatch.producer.buffer import MetricBuffer
 from metricbatch.producer.destinations import DeliveryChain
 from metricbatch.producer.encoding import entries_of
+from metricbatch.threads import start_daemon
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,7 @@ class Sender:
             if self.alive:
                 return
             self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="metricbatch-sender", daemon=True)
-            self._thread.start()
+            self._thread = start_daemon(self._run, "metricbatch-sender")
         self._on_start()
 
     def stop(self, join_timeout: float = 1.0) -> None:

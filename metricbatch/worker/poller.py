@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metricbatch.limits import MAX_LAMBDA_PAYLOAD_BYTES, MAX_SQS_RECEIVE_MESSAGES, MAX_SQS_WAIT_SECONDS
+from metricbatch.threads import start_daemon
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +262,7 @@ class SqsEventSourcePoller:
     def start(self) -> SqsEventSourcePoller:
         self._stop.clear()
         for i in range(self.config.concurrency):
-            thread = threading.Thread(target=self._loop, name=f"sqs-poller-{i}", daemon=True)
-            thread.start()
+            thread = start_daemon(self._loop, f"sqs-poller-{i}")
             self._threads.append(thread)
         return self
 

@@ -24,6 +24,18 @@ SEND = """
     def send():
         for i in range(int(sys.argv[1])):
             send_metric("Exits", 0.5, dimensions={"Host": f"h{i % 4}"})
+
+    def sigterm_while_the_library_holds_a_lock():
+        # The one-shot trace sends SIGTERM at the point Pool.terminate() once hit a worker flushing at its end: the
+        # main thread inside the library's own code, holding the sender's wake lock (Event.set -> notify_all).
+        def trace(frame, event, arg):
+            caller = frame.f_back
+            if (event == "call" and frame.f_code.co_name == "notify_all" and caller.f_code.co_name == "set"
+                    and caller.f_back.f_globals["__name__"].startswith("metricbatch.")):
+                sys.settrace(None)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        sys.settrace(trace)
 """
 ENDINGS = {
     # the script just ends: no flush(), no close()
@@ -59,8 +71,29 @@ ENDINGS = {
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(CHILD_TIMEOUT)
     """,
+    # SIGTERM lands while the main thread is inside flush(), holding a library lock: handled once flush() returns
+    "sigterm-inside-flush": """
+    send()
+    sigterm_while_the_library_holds_a_lock()
+    from metricbatch import flush
+    flush(10)
+    time.sleep(CHILD_TIMEOUT)
+    print("survived SIGTERM", flush=True)
+    """,
+    # ... or inside the flush at exit (a multiprocessing.Pool worker ending as Pool.terminate() signals it)
+    "sigterm-inside-exit-flush": """
+    send()
+    sigterm_while_the_library_holds_a_lock()
+    """,
 }
-EXPECTED_EXIT = {"normal-exit": 0, "sigterm": -signal.SIGTERM, "app-handler-first": 3, "app-handler-later": 3}
+EXPECTED_EXIT = {
+    "normal-exit": 0,
+    "sigterm": -signal.SIGTERM,
+    "app-handler-first": 3,
+    "app-handler-later": 3,
+    "sigterm-inside-flush": -signal.SIGTERM,
+    "sigterm-inside-exit-flush": -signal.SIGTERM,
+}
 
 
 def _child_env(pipeline: LocalPipeline, namespace: str) -> dict[str, str]:

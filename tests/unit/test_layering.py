@@ -12,7 +12,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "metricbatch"
-SHARED_CORE = ("exceptions", "limits", "env", "wire", "validation", "aws", "cloudwatch")
+SHARED_CORE = ("exceptions", "limits", "env", "wire", "validation", "threads", "aws", "cloudwatch")
 # Which parts each part may import; cli and emulator may import everything.
 FORBIDDEN = {
     "producer": ("batcher", "worker", "cli", "emulator", "deploy"),
