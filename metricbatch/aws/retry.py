@@ -54,6 +54,7 @@ INVALID_REQUEST_CODES: Final = frozenset(
 
 _REGION = f"{AWS_REGION} / {AWS_DEFAULT_REGION}"
 # Answers no retry can fix: a setting is wrong (the queue, its region, the role's permissions, the credentials).
+# The Node producer keeps the same list in clients/node/src/retry.ts (a unit test checks every code here is there).
 # SQS answers in JSON with its new codes (QueueDoesNotExist, KmsAccessDenied) and, to query-compatible clients such
 # as botocore, with the old ones (AWS.SimpleQueueService.NonExistentQueue, KMS.AccessDeniedException); both are
 # listed. Botocore's own exceptions (no credentials, a bad region name) are named by class (``error_code``).

@@ -53,12 +53,22 @@ def pipeline(shared_pipeline: LocalPipeline) -> Iterator[LocalPipeline]:
 
 
 def _run_node(
-    script: str, pipeline: LocalPipeline, tmp_path: Path, namespace: str, *args: str
+    script: str,
+    pipeline: LocalPipeline,
+    tmp_path: Path,
+    namespace: str,
+    *args: str,
+    env_overrides: dict[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "service.mjs"
     path.write_text(textwrap.dedent(script))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
     env.update({**pipeline.env(), "METRICBATCH_NAMESPACE": namespace})
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run(
         ["node", str(path), *args], env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
     )
@@ -190,3 +200,66 @@ def test_sqs_down_falls_back_to_put_metric_data_within_cloudwatch_limits(
     for host in (0, 1, 599, 1199):
         values = [i % 300 for i in range(3000) if i % 1200 == host]
         assert _delivered(pipeline, namespace, "Fallback", {"Host": f"h{host}"}) == (sum(values), len(values))
+
+
+MISCONFIGURED = """
+    import {{ sendMetric, flush, stats }} from "{entry}";
+    for (let i = 0; i < 500; i++) sendMetric("Misconfigured", i % 7, {{ dimensions: {{ Host: `h${{i % 4}}` }} }});
+"""
+# How the service ends: awaiting flush() and printing stats(), or process.exit() at once (the exit hook's sender).
+MISCONFIGURED_ENDINGS = {
+    "flush": "const flushed = await flush(10000); console.log(JSON.stringify({ flushed, ...stats() }));",
+    "process-exit": "process.exit(0);",
+}
+
+
+def _lines_naming(stderr: str, *words: str) -> list[str]:
+    return [line for line in stderr.splitlines() if all(word in line for word in words)]
+
+
+@pytest.mark.parametrize("ending", list(MISCONFIGURED_ENDINGS))
+def test_a_queue_that_does_not_exist_is_one_error_and_never_a_fallback(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str, ending: str
+) -> None:
+    # GIVEN a Node service whose METRICBATCH_QUEUE_URL names a queue that does not exist on the (embedded) AWS
+    missing = f"{pipeline.aws.endpoint_url}/123456789012/nope"
+    namespace = f"E2E/NodeMissing{time.monotonic_ns()}"
+    script = MISCONFIGURED.format(entry=node_entry) + MISCONFIGURED_ENDINGS[ending]
+    # WHEN it sends 500 metrics and ends
+    child = _run_node(script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_QUEUE_URL": missing})
+    # THEN nothing was thrown, it exited normally, and one ERROR line named the setting and the refusal
+    assert child.returncode == 0, child.stderr
+    assert "Uncaught" not in child.stderr and "ConfigurationError" not in child.stderr
+    (line,) = _lines_naming(child.stderr, "METRICBATCH_QUEUE_URL")
+    assert line.startswith("metricbatch ERROR:") and missing in line and "NonExistentQueue" in line, line
+    # AND SQS was asked, CloudWatch never: no direct PutMetricData for a wrong setting
+    calls = pipeline.aws.ledger.snapshot()["calls"]
+    assert calls.get("sqs:SendMessageBatch", 0) >= 1
+    assert calls.get("cloudwatch:PutMetricData", 0) == 0
+    if ending == "flush":
+        stats = json.loads(child.stdout.strip().splitlines()[-1])
+        assert stats["flushed"] is False
+        assert (stats["sent"], stats["fallbackPublished"], stats["putMetricDataCalls"]) == (0, 0, 0)
+        assert missing in stats["configError"] and "METRICBATCH_QUEUE_URL" in stats["configError"]
+        assert stats["mode"] == "sqs"
+
+
+def test_no_queue_url_is_one_warning_and_counted_discards(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    # GIVEN a Node service on a host without METRICBATCH_QUEUE_URL
+    namespace = f"E2E/NodeNoQueue{time.monotonic_ns()}"
+    script = MISCONFIGURED.format(entry=node_entry) + MISCONFIGURED_ENDINGS["flush"]
+    # WHEN it sends 500 metrics, flushes and ends
+    child = _run_node(script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_QUEUE_URL": None})
+    # THEN it exited 0 with one warning naming the variable, and stats() says what happened and why
+    assert child.returncode == 0, child.stderr
+    (line,) = _lines_naming(child.stderr, "METRICBATCH_QUEUE_URL")
+    assert "MetricBatchWarning" in line and "discarded" in line, line
+    assert "ERROR" not in child.stderr
+    stats = json.loads(child.stdout.strip().splitlines()[-1])
+    assert (stats["mode"], stats["discarded"], stats["sent"], stats["flushed"]) == ("off", 500, 0, False)
+    assert "METRICBATCH_QUEUE_URL" in stats["modeReason"]
+    # AND nothing reached AWS
+    calls = pipeline.aws.ledger.snapshot()["calls"]
+    assert calls.get("sqs:SendMessageBatch", 0) == calls.get("cloudwatch:PutMetricData", 0) == 0

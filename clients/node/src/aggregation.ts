@@ -13,9 +13,22 @@ interface SeriesBuckets {
 export class BucketAggregator {
   private readonly bySeries = new Map<string, SeriesBuckets>();
   samples = 0;
+  /** Distinct values held, over every series and bucket: what memory grows with. */
+  distinct = 0;
 
-  /** Merge samples [start, end) of the parallel arrays. */
-  addRange(series: Series[], values: number[], timestamps: number[], start: number, end: number): void {
+  /**
+   * Merge samples [start, end) of the parallel arrays. A sample whose value is new to its bucket while `maxDistinct`
+   * values are held already is left out; returns how many were (0 without a bound).
+   */
+  addRange(
+    series: Series[],
+    values: number[],
+    timestamps: number[],
+    start: number,
+    end: number,
+    maxDistinct = Infinity,
+  ): number {
+    let overflow = 0;
     let lastSeries: Series | undefined;
     let buckets: Map<number, Map<number, number>> | undefined;
     for (let i = start; i < end; i++) {
@@ -28,9 +41,18 @@ export class BucketAggregator {
       let histogram = buckets!.get(bucket);
       if (histogram === undefined) buckets!.set(bucket, (histogram = new Map()));
       const value = values[i]!;
-      histogram.set(value, (histogram.get(value) ?? 0) + 1);
+      const count = histogram.get(value);
+      if (count === undefined) {
+        if (this.distinct >= maxDistinct) {
+          overflow += 1;
+          continue;
+        }
+        this.distinct += 1;
+      }
+      histogram.set(value, (count ?? 0) + 1);
     }
-    this.samples += end - start;
+    this.samples += end - start - overflow;
+    return overflow;
   }
 
   /** Merge an already merged datum back in (a retry of unsent data). */
@@ -40,7 +62,9 @@ export class BucketAggregator {
     if (histogram === undefined) buckets.set(datum.timestamp, (histogram = new Map()));
     datum.values.forEach((value, i) => {
       const count = datum.counts[i]!;
-      histogram!.set(value, (histogram!.get(value) ?? 0) + count);
+      const before = histogram!.get(value);
+      if (before === undefined) this.distinct += 1;
+      histogram!.set(value, (before ?? 0) + count);
       this.samples += count;
     });
   }
@@ -69,8 +93,13 @@ export class BucketAggregator {
         if (values.length > 0) yield { series, timestamp, values, counts };
       }
     }
+    this.clear();
+  }
+
+  clear(): void {
     this.bySeries.clear();
     this.samples = 0;
+    this.distinct = 0;
   }
 }
 

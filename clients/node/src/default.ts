@@ -3,7 +3,8 @@ import { MetricProducer, type ProducerStats, type SendOptions } from "./producer
 
 let defaultProducer: MetricProducer | undefined;
 
-/** The shared producer, configured from METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at first use. */
+/** The shared producer, configured from METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at first use (without a
+ * queue URL: mode off, one warning, metrics validated and discarded). */
 export function getDefaultProducer(): MetricProducer {
   defaultProducer ??= new MetricProducer();
   return defaultProducer;
@@ -17,33 +18,20 @@ export function setDefaultProducer(producer: MetricProducer | undefined): Metric
 }
 
 /**
- * Buffer one metric for CloudWatch on the default producer; returns in microseconds, never touches the network.
+ * Buffer one metric for CloudWatch on the default producer; returns in microseconds, never touches the network, and
+ * never throws for configuration (see stats().mode and modeReason).
  * @throws InvalidMetricError the metric breaks a CloudWatch rule (the message names it).
- * @throws ConfigurationError no METRICBATCH_QUEUE_URL for the default producer.
  */
 export function sendMetric(name: string, value: number, options?: SendOptions): void {
   (defaultProducer ?? getDefaultProducer()).sendMetric(name, value, options);
 }
 
-/** Resolves true once everything the default producer buffered so far is accepted by SQS (or published). */
+/** Resolves true once everything the default producer buffered so far is delivered (see MetricProducer.flush). */
 export function flush(timeoutMs?: number): Promise<boolean> {
   return defaultProducer === undefined ? Promise.resolve(true) : defaultProducer.flush(timeoutMs);
 }
 
-/** The default producer's counters. */
+/** The default producer's counters, mode, modeReason and configError (creates the default producer if need be). */
 export function stats(): ProducerStats {
-  if (defaultProducer !== undefined) return defaultProducer.stats();
-  return {
-    buffered: 0,
-    accepted: 0,
-    sent: 0,
-    dropped: 0,
-    fallbackPublished: 0,
-    sendErrors: 0,
-    invalid: 0,
-    sqsRequests: 0,
-    messagesSent: 0,
-    wireMetricsSent: 0,
-    putMetricDataCalls: 0,
-  };
+  return (defaultProducer ?? getDefaultProducer()).stats();
 }

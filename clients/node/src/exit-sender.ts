@@ -1,10 +1,11 @@
 // The exit hook's helper process: reads {queueUrl, bodies} (wire-v1 message bodies) on stdin and sends them with
-// SendMessageBatch; what SQS will not take is published directly with PutMetricData. Clients come from the SDK's
-// standard settings, which the parent's environment carries.
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { SQSClient } from "@aws-sdk/client-sqs";
+// SendMessageBatch; what SQS will not take in an outage is published directly with PutMetricData (never when SQS
+// refused for a wrong setting: one ERROR line says so). Clients come from the SDK's standard settings, which the
+// parent's environment carries.
 import { readFileSync } from "node:fs";
+import { makeCloudWatchClient, makeSqsClient } from "./clients.js";
 import { packRequests, publish } from "./cloudwatch.js";
+import { error } from "./log.js";
 import { sendMessages, type OutgoingMessage } from "./sqs.js";
 import { datumsOf } from "./wire.js";
 
@@ -15,13 +16,17 @@ async function main(): Promise<void> {
     return { body, datums, samples: datums.reduce((n, d) => n + d.counts.reduce((a, b) => a + b, 0), 0) };
   });
   const policy = { attempts: 3, baseDelayMs: 50, maxDelayMs: 500 };
-  const sqs = new SQSClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } });
-  const outcome = await sendMessages(sqs, queueUrl, messages, policy);
+  const timeouts = { connectionTimeout: 1000, requestTimeout: 3000 };
+  const outcome = await sendMessages(makeSqsClient(timeouts), queueUrl, messages, policy);
   if (outcome.failed.length === 0) return;
-  const cloudwatch = new CloudWatchClient({
-    maxAttempts: 1,
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 },
-  });
+  const lost = outcome.failed.reduce((n, m) => n + m.samples, 0);
+  if (outcome.configuration !== undefined) {
+    const { code, problem } = outcome.configuration;
+    error(`dropped ${lost} metric(s) at exit: SQS refused the queue ${queueUrl}: ${code}: ${problem}`);
+    process.exitCode = 1;
+    return;
+  }
+  const cloudwatch = makeCloudWatchClient(timeouts);
   const published = await publish(cloudwatch, packRequests(outcome.failed.flatMap((m) => m.datums)), policy);
   if (published.lost > 0) {
     process.emitWarning(`metricbatch dropped ${published.lost} metric(s) at exit: ${published.lastError}`);

@@ -14,7 +14,7 @@ type ExitSignal = (typeof SIGNALS)[number];
 
 /** What a producer offers the exit hooks. */
 export interface ExitParticipant {
-  readonly queueUrl: string;
+  readonly queueUrl: string | undefined;
   readonly exitFlushTimeoutMs: number;
   readonly handleSignals: boolean;
   /** Metrics accepted and not yet sent, published or dropped. */
@@ -83,6 +83,7 @@ function onExit(): void {
   for (const producer of [...participants]) {
     if (producer.pending === 0) continue;
     const bodies = producer.drainForExit();
+    if (producer.queueUrl === undefined) continue;
     if (bodies.length === 0) continue;
     // The event loop is gone: a child process sends the messages (SQS, else PutMetricData) while this one waits.
     const result = spawnSync(process.execPath, [EXIT_SENDER], {

@@ -1,11 +1,13 @@
 // MetricProducer: sendMetric validates and buffers in microseconds; the sender ships to SQS from the event loop.
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { SQSClient } from "@aws-sdk/client-sqs";
+// Mode "sqs" sends to the queue; mode "off" (chosen for you when a setting sqs needs is missing: no queue URL, no
+// region) validates and discards, says why once, and never throws for it (metricbatch/producer/modes.py).
 import { MetricBuffer } from "./buffer.js";
+import { makeCloudWatchClient, makeSqsClient, unreachable } from "./clients.js";
 import type { CloudWatchSender } from "./cloudwatch.js";
 import { ConfigurationError, InvalidMetricError } from "./errors.js";
 import { registerProducer, unregisterProducer, type ExitParticipant } from "./lifecycle.js";
 import { MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, MIN_ABS_VALUE, SQS_MESSAGE_HEADROOM_BYTES } from "./limits.js";
+import { announce } from "./log.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
 import type { SqsSender } from "./sqs.js";
@@ -13,6 +15,18 @@ import { checkTimestamp, checkValue, type Dimensions, type TimestampInput } from
 
 export const QUEUE_URL_VARIABLE = "METRICBATCH_QUEUE_URL";
 export const NAMESPACE_VARIABLE = "METRICBATCH_NAMESPACE";
+// While SQS refuses the queue for a reason no retry fixes, the held metrics are offered to it again this often: one
+// SendMessageBatch per producer every 30 s, and recovery within 30 s of a fix (QUEUE_RETRY_INTERVAL_SECONDS in
+// metricbatch/producer/config.py).
+export const QUEUE_RETRY_INTERVAL_MS = 30_000;
+const DISCARDED = "metrics are validated and discarded";
+const NO_QUEUE_URL =
+  `no ${QUEUE_URL_VARIABLE} and no queueUrl option: ${DISCARDED} ` +
+  `(set ${QUEUE_URL_VARIABLE} or pass queueUrl to send them to the pipeline)`;
+const CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
+
+/** "sqs": to the pipeline's queue; "off": validated and discarded (chosen for you when a setting is missing). */
+export type Mode = "sqs" | "off";
 
 export interface ProducerOptions {
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
@@ -37,6 +51,8 @@ export interface ProducerOptions {
   handleSignals?: boolean;
   /** Largest message body (bytes); default 1 MiB less 4 KiB of headroom. */
   maxMessageBytes?: number;
+  /** While SQS refuses the queue for a wrong setting, how often held metrics are offered again (ms); default 30,000. */
+  queueRetryIntervalMs?: number;
 }
 
 export interface SendOptions {
@@ -52,6 +68,11 @@ export interface SendOptions {
 export interface ProducerStats extends Counters {
   buffered: number;
   accepted: number;
+  mode: Mode;
+  /** Why the mode was chosen for you (a setting is missing), else "". */
+  modeReason: string;
+  /** A wrong setting holding metrics back right now (SQS refuses the queue), else "". */
+  configError: string;
 }
 
 const NO_OPTIONS: SendOptions = Object.freeze({});
@@ -62,9 +83,17 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** Resolves true when `promise` settles within `timeoutMs` (always, without a timeout), false otherwise. */
+function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean> {
+  if (timeoutMs === undefined || !Number.isFinite(timeoutMs)) return promise.then(() => true);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))));
+  return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
+}
+
 /** Buffers metrics in memory and ships them to the metricbatch queue in the background. */
 export class MetricProducer implements ExitParticipant {
-  readonly queueUrl: string;
+  readonly queueUrl: string | undefined;
   readonly namespace: string | undefined;
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
@@ -75,7 +104,11 @@ export class MetricProducer implements ExitParticipant {
   private readonly wakeAt: number;
   private sqsClient: SqsSender | undefined;
   private cloudwatchClient: CloudWatchSender | undefined;
+  private reachable: Promise<string> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private off = false;
+  private reason = "";
+  private lostAtFlush = 0;
   private readonly counters: Counters = {
     sent: 0,
     dropped: 0,
@@ -86,13 +119,15 @@ export class MetricProducer implements ExitParticipant {
     messagesSent: 0,
     wireMetricsSent: 0,
     putMetricDataCalls: 0,
+    discarded: 0,
+    droppedMisconfigured: 0,
+    queueRetries: 0,
   };
   private lastDropWarning = 0;
   private dropsSinceWarning = 0;
 
   constructor(options: ProducerOptions = {}) {
-    const queueUrl = options.queueUrl ?? process.env[QUEUE_URL_VARIABLE];
-    if (!queueUrl) throw new ConfigurationError(`no queue URL: pass queueUrl or set ${QUEUE_URL_VARIABLE}`);
+    const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
     this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
     this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? 1000);
@@ -105,13 +140,26 @@ export class MetricProducer implements ExitParticipant {
     this.sqsClient = options.sqsClient;
     this.cloudwatchClient = options.cloudwatchClient;
     const settings = {
-      queueUrl,
+      queueUrl: queueUrl ?? "",
       maxMessageBytes: options.maxMessageBytes ?? MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES,
       sendAttempts: Math.max(1, options.sendAttempts ?? 4),
       fallback: options.fallback ?? true,
+      queueRetryIntervalMs: Math.max(0, options.queueRetryIntervalMs ?? QUEUE_RETRY_INTERVAL_MS),
+      maxHeldValues: maxBuffered,
     };
-    const clients = { sqs: () => this.sqs(), cloudwatch: () => this.cloudwatch() };
-    this.sender = new Sender(this.buffer, this.counters, settings, clients, (n, why) => this.drop(n, why));
+    const clients = {
+      sqs: () => this.sqs(),
+      cloudwatch: () => this.cloudwatch(),
+      unreachable: () => (this.sqs(), this.reachable ?? Promise.resolve("")),
+    };
+    const events = { drop: (n: number, why: string) => this.drop(n, why), turnOff: (why: string) => this.turnOff(why) };
+    this.sender = new Sender(this.buffer, this.counters, settings, clients, events);
+    if (queueUrl === undefined) this.turnOff(NO_QUEUE_URL, "warning");
+  }
+
+  /** Where metrics go: "sqs" (the queue) or "off" (validated and discarded: see stats().modeReason). */
+  get mode(): Mode {
+    return this.off ? "off" : "sqs";
   }
 
   /**
@@ -144,6 +192,10 @@ export class MetricProducer implements ExitParticipant {
         throw error;
       }
     }
+    if (this.off) {
+      this.counters.discarded += 1;
+      return;
+    }
     if (!this.buffer.push(series, value, timestamp)) {
       this.drop(1, "buffer full");
       return;
@@ -152,17 +204,30 @@ export class MetricProducer implements ExitParticipant {
     else if (this.buffer.length === this.wakeAt) setImmediate(() => this.sender.kick());
   }
 
-  /** Resolves true once everything buffered before the call is accepted by SQS, published by the fallback or
-   * dropped; false if `timeoutMs` ran out first. */
-  flush(timeoutMs?: number): Promise<boolean> {
-    const done = this.buffer.waitHandled(timeoutMs);
-    this.sender.kick();
-    return done;
+  /**
+   * Resolves once everything buffered before the call is accepted by SQS, published by the fallback or dropped:
+   * true only when all of it was delivered. False if `timeoutMs` ran out first, if metrics were dropped or
+   * discarded (mode off) since the previous flush, or while a wrong setting holds them back (stats().configError).
+   */
+  async flush(timeoutMs?: number): Promise<boolean> {
+    const done = await this.settle(timeoutMs);
+    const lost = this.counters.dropped + this.counters.discarded;
+    const fresh = lost - this.lostAtFlush;
+    this.lostAtFlush = lost;
+    return done && fresh === 0 && this.sender.blocked === "";
   }
 
-  /** Counters: buffered, accepted, sent, dropped, fallbackPublished, sendErrors, invalid, sqsRequests, ... */
+  /** Counters (buffered, accepted, sent, dropped, fallbackPublished, sendErrors, invalid, discarded, ...), plus
+   * mode, modeReason (why the mode was chosen for you) and configError (a wrong setting holding metrics back). */
   stats(): ProducerStats {
-    return { ...this.counters, buffered: this.buffer.accepted - this.buffer.handled, accepted: this.buffer.accepted };
+    return {
+      ...this.counters,
+      buffered: this.pending,
+      accepted: this.buffer.accepted + this.counters.discarded,
+      mode: this.mode,
+      modeReason: this.reason,
+      configError: this.sender.blocked,
+    };
   }
 
   /** Flush (bounded by `timeoutMs`, default exitFlushTimeoutMs) and stop the timer; idempotent. */
@@ -173,12 +238,13 @@ export class MetricProducer implements ExitParticipant {
 
   // -- ExitParticipant: what the exit hooks need ---------------------------------------------------------------------
   get pending(): number {
-    return this.buffer.accepted - this.buffer.handled;
+    return this.buffer.accepted - this.buffer.handled + this.sender.heldSamples;
   }
 
   async flushForExit(timeoutMs: number = this.exitFlushTimeoutMs): Promise<void> {
     if (this.pending === 0) return;
-    if (!(await this.flush(timeoutMs))) this.sender.abort(`not sent within ${timeoutMs} ms at exit`);
+    if (!(await this.settle(timeoutMs))) this.sender.abort(`not sent within ${timeoutMs} ms at exit`);
+    this.sender.abandonHeld();
   }
 
   drainForExit(): string[] {
@@ -193,6 +259,20 @@ export class MetricProducer implements ExitParticipant {
   }
 
   // -- internals ------------------------------------------------------------------------------------------------------
+  /** Resolves true once everything accepted so far is handled (and a due retry of held metrics has been made). */
+  private settle(timeoutMs?: number): Promise<boolean> {
+    const retry = this.sender.retryDue;
+    const handled = this.buffer.waitHandled(timeoutMs);
+    const rounds = this.sender.kick();
+    return retry ? Promise.all([handled, within(rounds, timeoutMs)]).then(([a, b]) => a && b) : handled;
+  }
+
+  private turnOff(reason: string, level: "warning" | "error" = "error"): void {
+    this.off = true;
+    this.reason = reason;
+    announce(reason, level);
+  }
+
   private start(): void {
     this.sender.reset();
     // unref: the timer alone never keeps the process alive; beforeExit flushes what it leaves behind.
@@ -212,19 +292,16 @@ export class MetricProducer implements ExitParticipant {
   }
 
   private sqs(): SqsSender {
-    // maxAttempts 1: the sender's own jittered retries decide, and a dead endpoint fails over to the fallback fast.
-    this.sqsClient ??= new SQSClient({
-      maxAttempts: 1,
-      requestHandler: { connectionTimeout: 2000, requestTimeout: 10_000 },
-    });
+    if (this.sqsClient === undefined) {
+      const client = makeSqsClient(CLIENT_TIMEOUTS);
+      this.reachable = unreachable(client).then((why) => why && `mode sqs cannot reach AWS, ${why}; ${DISCARDED}`);
+      this.sqsClient = client;
+    }
     return this.sqsClient;
   }
 
   private cloudwatch(): CloudWatchSender {
-    this.cloudwatchClient ??= new CloudWatchClient({
-      maxAttempts: 1,
-      requestHandler: { connectionTimeout: 2000, requestTimeout: 10_000 },
-    });
+    this.cloudwatchClient ??= makeCloudWatchClient(CLIENT_TIMEOUTS);
     return this.cloudwatchClient;
   }
 }

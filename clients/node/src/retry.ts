@@ -32,10 +32,87 @@ const NETWORK_CODES = new Set([
   "EHOSTUNREACH",
 ]);
 
+// Answers no retry can fix: a setting is wrong (the queue, its region, the role's permissions, the credentials). The
+// same codes as CONFIGURATION_CODES in metricbatch/aws/retry.py (keep the two in step: a Python unit test checks
+// that every Python code is listed here). The v3 SQS client speaks JSON: the new code is the error's `name`
+// (QueueDoesNotExist, KmsAccessDenied) and the old one its `Code` (AWS.SimpleQueueService.NonExistentQueue); both
+// are listed. The SDK's own errors with no code from AWS (no credentials, no region) are named as errorCode names them.
+const QUEUE_URL_SETTING = "METRICBATCH_QUEUE_URL (or queueUrl)";
+const REGION_SETTINGS = "AWS_REGION / AWS_DEFAULT_REGION";
+const QUEUE_MISSING_CODES = ["AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"];
+const ACCESS_DENIED_CODES = ["AccessDenied", "AccessDeniedException"];
+// prettier-ignore
+const KMS_CODES = [
+  "KmsAccessDenied", "KmsDisabled", "KmsInvalidKeyUsage", "KmsInvalidState", "KmsNotFound", "KmsOptInRequired",
+  "KMS.AccessDeniedException", "KMS.DisabledException", "KMS.InvalidKeyUsageException",
+  "KMS.InvalidStateException", "KMS.KMSInvalidStateException", "KMS.NotFoundException", "KMS.OptInRequired",
+];
+// prettier-ignore
+const CREDENTIALS_CODES = [
+  "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException",
+  "IncompleteSignature", "MissingAuthenticationToken", "MissingAuthenticationTokenException", "ExpiredToken",
+  "ExpiredTokenException", "InvalidAccessKeyId", "AuthFailure", "NoCredentialsError", "PartialCredentialsError",
+  "ProfileNotFound",
+  "CredentialsProviderError", // the JS SDK: no credentials from any provider
+];
+// prettier-ignore
+const REGION_CODES = [
+  "InvalidAddress", "AWS.SimpleQueueService.InvalidAddress", "OptInRequired", "InvalidRegionError",
+  "UnknownEndpointError",
+];
+// The JS SDK's "Region is missing" is a plain Error: it is given botocore's name for the same problem.
+const NO_REGION_CODE = "NoRegionError";
+
+const CONFIGURATION_CODES: ReadonlyMap<string, string> = new Map([
+  ...QUEUE_MISSING_CODES.map(
+    (code) =>
+      [
+        code,
+        `the queue does not exist in this region: check ${QUEUE_URL_SETTING} and the region (${REGION_SETTINGS})`,
+      ] as const,
+  ),
+  ...ACCESS_DENIED_CODES.map(
+    (code) => [code, `access denied: the role needs sqs:SendMessage on the queue in ${QUEUE_URL_SETTING}`] as const,
+  ),
+  ...KMS_CODES.map(
+    (code) => [code, "the queue's KMS key refused: the role needs kms:GenerateDataKey and kms:Decrypt on it"] as const,
+  ),
+  ...CREDENTIALS_CODES.map(
+    (code) =>
+      [code, "the AWS credentials are missing, invalid or expired (the access keys, AWS_PROFILE, the role)"] as const,
+  ),
+  ...REGION_CODES.map(
+    (code) =>
+      [
+        code,
+        `the region or endpoint does not match the queue: check ${REGION_SETTINGS} and AWS_ENDPOINT_URL against ${QUEUE_URL_SETTING}`,
+      ] as const,
+  ),
+  [NO_REGION_CODE, `no AWS region: set ${REGION_SETTINGS} (or region in the profile's ~/.aws/config)`],
+]);
+
+export interface ConfigurationProblem {
+  code: string;
+  problem: string; // what to check, naming the setting
+}
+
+/** The error's code when it means a wrong setting (see CONFIGURATION_CODES) and what to check; else undefined. */
+export function configurationProblem(error: unknown): ConfigurationProblem | undefined {
+  const e = error as AwsErrorShape | undefined;
+  const candidates = [e?.Code, e?.code, e?.name];
+  if (e?.message === "Region is missing") candidates.push(NO_REGION_CODE);
+  for (const code of candidates) {
+    const problem = typeof code === "string" ? CONFIGURATION_CODES.get(code) : undefined;
+    if (problem !== undefined) return { code: code as string, problem };
+  }
+  return undefined;
+}
+
 interface AwsErrorShape {
   name?: string;
   code?: string;
   Code?: string;
+  message?: string;
   $metadata?: { httpStatusCode?: number };
 }
 
@@ -44,10 +121,10 @@ export function errorCode(error: unknown): string {
   return String(e?.Code ?? e?.code ?? e?.name ?? "Error");
 }
 
-/** Throttling, 5xx, 429 and connection-level failures; an aborted request is not retried. */
+/** Throttling, 5xx, 429 and connection-level failures; an aborted request or a wrong setting is not retried. */
 export function isRetryable(error: unknown): boolean {
   const e = error as AwsErrorShape | undefined;
-  if (e?.name === "AbortError") return false;
+  if (e?.name === "AbortError" || configurationProblem(error) !== undefined) return false;
   const status = e?.$metadata?.httpStatusCode ?? 0;
   if (status >= 500 || status === 429) return true;
   const codes = [e?.name, e?.code, e?.Code].filter((c): c is string => typeof c === "string");

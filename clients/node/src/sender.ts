@@ -5,7 +5,9 @@ import { debuglog } from "node:util";
 import { BucketAggregator, sampleCount } from "./aggregation.js";
 import type { MetricBuffer, TakenMetrics } from "./buffer.js";
 import { packRequests, publish, type CloudWatchSender } from "./cloudwatch.js";
-import { sendMessages, type OutgoingMessage, type SqsSender } from "./sqs.js";
+import { sendMessages, type OutgoingMessage, type SendOutcome, type SqsSender } from "./sqs.js";
+import * as log from "./log.js";
+import { configurationProblem } from "./retry.js";
 import { ENVELOPE_BYTES, envelopeOf, fragmentOf, type Datum } from "./wire.js";
 
 const debug = debuglog("metricbatch");
@@ -23,6 +25,9 @@ export interface Counters {
   messagesSent: number;
   wireMetricsSent: number;
   putMetricDataCalls: number;
+  discarded: number; // validated, then discarded: mode off (no queue URL, no region)
+  droppedMisconfigured: number; // held for a wrong setting and still held at exit (also in dropped)
+  queueRetries: number; // rounds that offered held metrics to the queue again
 }
 
 export interface SenderSettings {
@@ -30,11 +35,23 @@ export interface SenderSettings {
   maxMessageBytes: number;
   sendAttempts: number;
   fallback: boolean;
+  /** While SQS refuses the queue for a wrong setting, how often the held metrics are offered again (ms). */
+  queueRetryIntervalMs: number;
+  /** Distinct values held at most for a wrong setting (the producer's maxBuffered). */
+  maxHeldValues: number;
 }
 
 export interface SenderClients {
   sqs(): SqsSender;
   cloudwatch(): CloudWatchSender;
+  /** Why SQS cannot be reached at all ("" when it can): the producer then turns to mode off. */
+  unreachable(): Promise<string>;
+}
+
+export interface SenderEvents {
+  drop(count: number, why: string): void;
+  /** A setting mode sqs needs is missing: the producer turns off; the sender counts what it had as discarded. */
+  turnOff(reason: string): void;
 }
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -71,29 +88,76 @@ export async function encodeMessages(datums: Iterable<Datum>, maxBytes: number):
   return messages;
 }
 
+/** Message bodies of at most `maxBytes` for the exit hook's synchronous sender (no yielding: the loop is gone). */
+function bodiesOf(datums: Iterable<Datum>, maxBytes: number): string[] {
+  const bodies: string[] = [];
+  let fragments: string[] = [];
+  let size = 0;
+  for (const datum of datums) {
+    const fragment = fragmentOf(datum);
+    if (fragments.length > 0 && size + fragment.length + 1 > maxBytes - ENVELOPE_BYTES) {
+      bodies.push(envelopeOf(fragments));
+      fragments = [];
+      size = 0;
+    }
+    fragments.push(fragment);
+    size += fragment.length + 1;
+  }
+  if (fragments.length > 0) bodies.push(envelopeOf(fragments));
+  return bodies;
+}
+
+function countSent(counters: Counters, outcome: SendOutcome): void {
+  counters.sqsRequests += outcome.requests;
+  counters.sendErrors += outcome.errors;
+  counters.messagesSent += outcome.sent.length;
+  for (const message of outcome.sent) {
+    counters.sent += message.samples;
+    counters.wireMetricsSent += message.datums.length;
+  }
+}
+
+/** The round in progress: what it took, the held samples it carries, the messages nobody has acknowledged yet. */
+interface Round {
+  taken: TakenMetrics;
+  held: number;
+  unacknowledged?: OutgoingMessage[];
+}
+
 export class Sender {
-  private running = false;
+  private pumping: Promise<void> | undefined;
   private controller = new AbortController();
-  /** The round in progress: what it took and, once encoded, the messages nobody has acknowledged yet. */
-  private current: { taken: TakenMetrics; unacknowledged?: OutgoingMessage[] } | undefined;
+  private current: Round | undefined;
+  /** Merged metrics SQS refused for a wrong setting (`blocked` says which), already marked handled in the buffer. */
+  private held: BucketAggregator | undefined;
+  private nextRetryAt = 0;
+  /** Why the queue refuses what is held ("" when it does not): the ERROR line and stats().configError. */
+  blocked = "";
 
   constructor(
     private readonly buffer: MetricBuffer,
     private readonly counters: Counters,
     private readonly settings: SenderSettings,
     private readonly clients: SenderClients,
-    private readonly drop: (count: number, why: string) => void,
+    private readonly events: SenderEvents,
   ) {}
 
-  /** Start a round now unless one is running (it goes on until the buffer is empty). */
-  kick(): void {
-    if (this.running || this.buffer.length === 0) return;
-    this.running = true;
-    void this.pump();
+  /** Start a round now unless one is running (it goes on until the buffer is empty); resolves when they end. */
+  kick(): Promise<void> {
+    if (this.pumping === undefined && (this.buffer.length > 0 || this.retryDue)) {
+      this.pumping = this.pump().finally(() => (this.pumping = undefined));
+    }
+    return this.pumping ?? Promise.resolve();
   }
 
-  get busy(): boolean {
-    return this.running;
+  /** Metrics held for a wrong setting are due to be offered to the queue again (false when none are held). */
+  get retryDue(): boolean {
+    return this.held !== undefined && performance.now() >= this.nextRetryAt;
+  }
+
+  /** Samples held for a wrong setting (marked handled in the buffer, not yet delivered). */
+  get heldSamples(): number {
+    return (this.held?.samples ?? 0) + (this.current?.held ?? 0);
   }
 
   /** Stop for good: abort requests in flight and drop (and count) everything still buffered. */
@@ -101,9 +165,16 @@ export class Sender {
     this.controller.abort();
     const left = this.buffer.take().count;
     if (left > 0) {
-      this.drop(left, why);
+      this.events.drop(left, why);
       this.buffer.markHandled(left);
     }
+  }
+
+  /** At exit: what is held for a wrong setting is dropped and counted (the process keeps nothing past its end). */
+  abandonHeld(): void {
+    const samples = this.held?.samples ?? 0;
+    this.held = undefined;
+    if (samples > 0) this.dropMisconfigured(samples);
   }
 
   /** Allow rounds again after abort() (a producer used after close). */
@@ -114,93 +185,139 @@ export class Sender {
   /**
    * Everything buffered plus what the round in progress has not had acknowledged, encoded, for a last synchronous
    * send at process.exit(). A message SQS accepted whose answer had not arrived yet is sent twice (at-least-once).
+   * While the queue refuses for a wrong setting nothing is sent: it would be refused again.
    */
   drainForExit(): string[] {
-    const aggregator = new BucketAggregator();
     const current = this.current;
     this.current = undefined;
+    const taken = this.buffer.take();
+    this.buffer.markHandled(taken.count + (current?.taken.count ?? 0));
+    if (this.blocked) {
+      this.abandonHeld();
+      this.dropMisconfigured(taken.count + (current === undefined ? 0 : current.taken.count + current.held));
+      return [];
+    }
+    const aggregator = new BucketAggregator();
     if (current?.unacknowledged === undefined && current !== undefined) {
       aggregator.addRange(current.taken.series, current.taken.values, current.taken.timestamps, 0, current.taken.count);
     }
     for (const message of current?.unacknowledged ?? []) for (const datum of message.datums) aggregator.addDatum(datum);
-    const taken = this.buffer.take();
     aggregator.addRange(taken.series, taken.values, taken.timestamps, 0, taken.count);
-    this.buffer.markHandled(taken.count + (current?.taken.count ?? 0));
-    const bodies: string[] = [];
-    let fragments: string[] = [];
-    let size = 0;
-    for (const datum of aggregator.datums()) {
-      const fragment = fragmentOf(datum);
-      if (fragments.length > 0 && size + fragment.length + 1 > this.settings.maxMessageBytes - ENVELOPE_BYTES) {
-        bodies.push(envelopeOf(fragments));
-        fragments = [];
-        size = 0;
-      }
-      fragments.push(fragment);
-      size += fragment.length + 1;
-    }
-    if (fragments.length > 0) bodies.push(envelopeOf(fragments));
-    return bodies;
+    return bodiesOf(aggregator.datums(), this.settings.maxMessageBytes);
   }
 
   private async pump(): Promise<void> {
-    try {
-      while (this.buffer.length > 0 && !this.controller.signal.aborted) await this.round();
-    } finally {
-      this.running = false;
-    }
+    if (this.controller.signal.aborted) return;
+    do await this.round();
+    while (this.buffer.length > 0 && !this.controller.signal.aborted);
   }
 
   private async round(): Promise<void> {
     const taken = this.buffer.take();
-    const current: { taken: TakenMetrics; unacknowledged?: OutgoingMessage[] } = { taken };
+    // Held metrics ride along with the new ones: merged, they are bounded by distinct values, not by calls.
+    const aggregator = this.held ?? new BucketAggregator();
+    this.held = undefined;
+    const current: Round = { taken, held: aggregator.samples };
     this.current = current;
+    const owned = taken.count + current.held;
     let accounted = 0;
     try {
-      const aggregator = new BucketAggregator();
       for (let start = 0; start < taken.count; start += SLICE) {
         if (start > 0) await yieldToLoop();
-        aggregator.addRange(taken.series, taken.values, taken.timestamps, start, Math.min(taken.count, start + SLICE));
+        const end = Math.min(taken.count, start + SLICE);
+        const overflow = aggregator.addRange(
+          taken.series,
+          taken.values,
+          taken.timestamps,
+          start,
+          end,
+          this.settings.maxHeldValues,
+        );
+        if (overflow > 0) {
+          accounted += overflow;
+          this.events.drop(overflow, "buffer full while a wrong setting holds delivery");
+        }
       }
-      const messages = await encodeMessages(aggregator.datums(), this.settings.maxMessageBytes);
-      current.unacknowledged = messages;
-      const failed = await this.sendToSqs(messages);
-      current.unacknowledged = failed;
-      accounted = taken.count - failed.reduce((sum, m) => sum + m.samples, 0);
-      if (failed.length > 0) accounted += await this.fallback(failed.flatMap((m) => m.datums));
+      const unreachable = await this.clients.unreachable();
+      if (unreachable) {
+        aggregator.clear(); // mode off: discarded
+        this.counters.discarded += owned - accounted;
+        accounted = owned;
+        this.events.turnOff(unreachable);
+      } else if (this.blocked && performance.now() < this.nextRetryAt) {
+        this.held = aggregator; // not due yet: merged, no request
+        accounted = owned;
+      } else {
+        accounted = (await this.deliver(aggregator, current, owned - accounted)) + accounted;
+      }
     } catch (error) {
       debug("send round failed: %s", error);
     } finally {
       // Unless drained at exit (the exit hook owns these metrics now): account for the round.
       if (this.current === current) {
         this.current = undefined;
-        if (accounted < taken.count) this.drop(taken.count - accounted, "the send round failed");
+        if (accounted < owned) this.events.drop(owned - accounted, "the send round failed");
         this.buffer.markHandled(taken.count);
       }
     }
   }
 
-  /** Send to SQS; returns the messages it did not accept. */
-  private async sendToSqs(messages: OutgoingMessage[]): Promise<OutgoingMessage[]> {
+  /** SQS, then the fallback for what it did not take (or hold it, for a wrong setting); returns samples accounted. */
+  private async deliver(aggregator: BucketAggregator, current: Round, samples: number): Promise<number> {
+    const retrying = this.blocked !== "";
+    if (retrying) this.counters.queueRetries += 1;
+    const messages = await encodeMessages(aggregator.datums(), this.settings.maxMessageBytes);
+    current.unacknowledged = messages;
+    const { failed, configuration } = await this.sendToSqs(messages);
+    current.unacknowledged = failed;
+    if (failed.length > 0 && configuration !== undefined) {
+      const { code, problem } = configuration;
+      this.hold(failed, `SQS refused the queue ${this.settings.queueUrl}: ${code}: ${problem}`);
+      return samples;
+    }
+    if (retrying) {
+      this.blocked = "";
+      log.warn("metricbatch: SQS no longer refuses the queue; delivery resumed");
+    }
+    const delivered = samples - failed.reduce((sum, m) => sum + m.samples, 0);
+    return delivered + (failed.length > 0 ? await this.fallback(failed.flatMap((m) => m.datums)) : 0);
+  }
+
+  /** Keep what SQS refused for a wrong setting until the next offer; say so once per reason. */
+  private hold(failed: OutgoingMessage[], reason: string): void {
+    const held = new BucketAggregator();
+    for (const message of failed) for (const datum of message.datums) held.addDatum(datum);
+    this.held = held;
+    this.nextRetryAt = performance.now() + this.settings.queueRetryIntervalMs;
+    if (reason === this.blocked) return;
+    this.blocked = reason;
+    log.error(
+      `cannot deliver to SQS: ${reason}. Metrics are held in memory (up to maxBuffered distinct values; beyond it ` +
+        "new values are dropped and counted) and not published directly with PutMetricData; the queue is tried " +
+        `again every ${this.settings.queueRetryIntervalMs / 1000} s and sending resumes once it accepts them`,
+    );
+  }
+
+  private dropMisconfigured(samples: number): void {
+    this.counters.droppedMisconfigured += samples;
+    this.events.drop(samples, "held for a wrong setting until exit (see stats().configError)");
+  }
+
+  /** Send to SQS; returns the messages it did not accept, and the wrong setting that refused them if one did. */
+  private async sendToSqs(messages: OutgoingMessage[]): Promise<Pick<SendOutcome, "failed" | "configuration">> {
     const signal = this.controller.signal;
     const { counters } = this;
     try {
       const policy = { attempts: this.settings.sendAttempts, baseDelayMs: 50, maxDelayMs: 2000 };
       const outcome = await sendMessages(this.clients.sqs(), this.settings.queueUrl, messages, policy, signal);
-      counters.sqsRequests += outcome.requests;
-      counters.sendErrors += outcome.errors;
-      counters.messagesSent += outcome.sent.length;
-      for (const message of outcome.sent) {
-        counters.sent += message.samples;
-        counters.wireMetricsSent += message.datums.length;
-      }
+      countSent(counters, outcome);
       if (outcome.failed.length > 0)
         debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
-      return outcome.failed;
+      return outcome;
     } catch (error) {
       debug("cannot send to SQS: %s", error);
       counters.sendErrors += 1;
-      return messages;
+      return { failed: messages, configuration: configurationProblem(error) };
     }
   }
 
@@ -208,7 +325,7 @@ export class Sender {
   private async fallback(datums: Datum[]): Promise<number> {
     const samples = datums.reduce((sum, d) => sum + sampleCount(d), 0);
     if (!this.settings.fallback || this.controller.signal.aborted) {
-      this.drop(samples, this.settings.fallback ? "aborted at exit" : "SQS unavailable and the fallback is off");
+      this.events.drop(samples, this.settings.fallback ? "aborted at exit" : "SQS unavailable and the fallback is off");
       return samples;
     }
     try {
@@ -216,9 +333,9 @@ export class Sender {
       const outcome = await publish(this.clients.cloudwatch(), packRequests(datums), policy, this.controller.signal);
       this.counters.putMetricDataCalls += outcome.calls;
       this.counters.fallbackPublished += outcome.published;
-      if (outcome.lost > 0) this.drop(outcome.lost, `SQS and CloudWatch unavailable (${outcome.lastError})`);
+      if (outcome.lost > 0) this.events.drop(outcome.lost, `SQS and CloudWatch unavailable (${outcome.lastError})`);
     } catch (error) {
-      this.drop(samples, `SQS and CloudWatch unavailable: ${error}`);
+      this.events.drop(samples, `SQS and CloudWatch unavailable: ${error}`);
     }
     return samples;
   }

@@ -2,7 +2,15 @@
 // (metricbatch/aws/sqs.py).
 import { SendMessageBatchCommand, type SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
 import { MAX_SQS_BATCH_BYTES, MAX_SQS_BATCH_ENTRIES } from "./limits.js";
-import { backoffDelayMs, errorCode, isRetryable, sleep, type RetryPolicy } from "./retry.js";
+import {
+  backoffDelayMs,
+  configurationProblem,
+  errorCode,
+  isRetryable,
+  sleep,
+  type ConfigurationProblem,
+  type RetryPolicy,
+} from "./retry.js";
 import type { Datum } from "./wire.js";
 
 /** What the producer needs of an SQS client: `SQSClient` from @aws-sdk/client-sqs, or a fake in tests. */
@@ -26,6 +34,8 @@ export interface SendOutcome {
   requests: number; // SendMessageBatch calls made, failed ones included
   errors: number; // calls that threw plus entries SQS reported as Failed
   lastError: string;
+  /** The last error meant a wrong setting (no retry fixes it): its code and what to check. */
+  configuration?: ConfigurationProblem;
 }
 
 /** Group messages into SendMessageBatch calls: at most 10 entries and 1 MiB of bodies each. */
@@ -55,7 +65,14 @@ export async function sendMessages(
   signal?: AbortSignal,
 ): Promise<SendOutcome> {
   const outcome: SendOutcome = { sent: [], failed: [], requests: 0, errors: 0, lastError: "" };
-  for (const batch of batchesOf(messages)) await sendBatch(client, queueUrl, batch, policy, outcome, signal);
+  const batches = batchesOf(messages);
+  for (const [i, batch] of batches.entries()) {
+    if (outcome.configuration !== undefined) {
+      outcome.failed.push(...batches.slice(i).flat()); // the next batch would be refused alike
+      break;
+    }
+    await sendBatch(client, queueUrl, batch, policy, outcome, signal);
+  }
   return outcome;
 }
 
@@ -72,6 +89,7 @@ async function sendBatch(
     if (attempt > 0) await sleep(backoffDelayMs(attempt, policy.baseDelayMs, policy.maxDelayMs), signal);
     const entries = [...pending].map(([Id, m]) => ({ Id, MessageBody: m.body }));
     outcome.requests += 1;
+    outcome.configuration = undefined;
     let response: SendMessageBatchCommandOutput;
     try {
       response = await client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }), {
@@ -80,6 +98,7 @@ async function sendBatch(
     } catch (error) {
       outcome.errors += 1;
       outcome.lastError = `${errorCode(error)}: ${(error as Error)?.message ?? error}`;
+      outcome.configuration = configurationProblem(error);
       if (!isRetryable(error)) break;
       continue;
     }
@@ -94,6 +113,7 @@ async function sendBatch(
     for (const failed of response.Failed ?? []) {
       outcome.errors += 1;
       outcome.lastError = `${failed.Code}: ${failed.Message ?? ""}`;
+      outcome.configuration = configurationProblem({ Code: failed.Code });
       if (failed.SenderFault) permanent = true;
     }
     if (permanent) break;

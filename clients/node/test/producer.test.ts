@@ -155,9 +155,9 @@ describe("SendMessageBatch", () => {
 });
 
 describe("fallback and drops", () => {
-  test("SQS refusing: direct PutMetricData, within 1,000 datums and 150 values per datum", async () => {
+  test("SQS down: direct PutMetricData, within 1,000 datums and 150 values per datum", async () => {
     const sqs = new FakeSqs();
-    sqs.throwFor = () => awsError("AccessDenied", 403);
+    sqs.throwFor = () => awsError("ServiceUnavailable", 503);
     const cloudwatch = new FakeCloudWatch();
     const p = producer({ sqsClient: sqs, cloudwatchClient: cloudwatch });
     for (let i = 0; i < 5000; i++) {
@@ -168,7 +168,7 @@ describe("fallback and drops", () => {
       });
     }
     await p.flush(10_000);
-    assert.equal(sqs.calls, 1); // not retryable: straight to the fallback
+    assert.equal(sqs.calls, 4); // sendAttempts, then the fallback
     assert.deepEqual(cloudwatch.totals(), [wireTotalsOf(5000), 5000]);
     assert.ok(cloudwatch.requests.every((r) => r.MetricData!.length <= 1000));
     assert.ok(cloudwatch.requests.every((r) => r.MetricData!.every((d) => (d.Values?.length ?? 1) <= 150)));
@@ -179,14 +179,15 @@ describe("fallback and drops", () => {
     assert.equal(stats.putMetricDataCalls, cloudwatch.calls);
   });
 
-  test("SQS and CloudWatch both down: every metric is dropped and counted, nothing throws", async () => {
+  test("SQS and CloudWatch both down: every metric is dropped and counted, flush says so, nothing throws", async () => {
     const sqs = new FakeSqs();
-    sqs.throwFor = () => awsError("AccessDenied", 403);
+    sqs.throwFor = () => awsError("ServiceUnavailable", 503);
     const cloudwatch = new FakeCloudWatch();
     cloudwatch.throwFor = () => awsError("AccessDenied", 403);
     const p = producer({ sqsClient: sqs, cloudwatchClient: cloudwatch });
     for (let i = 0; i < 100; i++) p.sendMetric("Lost", 1, { timestamp: MINUTE });
-    assert.equal(await p.flush(5000), true);
+    assert.equal(await p.flush(5000), false); // not delivered
+    assert.equal(await p.flush(5000), true); // nothing new since
     assert.equal(p.stats().dropped, 100);
     assert.equal(p.stats().buffered, 0);
   });
@@ -286,7 +287,9 @@ describe("configuration", () => {
       delete process.env.METRICBATCH_QUEUE_URL;
       delete process.env.METRICBATCH_NAMESPACE;
     }
-    assert.throws(() => new MetricProducer({ handleSignals: false }), { name: "ConfigurationError" });
+    const unset = new MetricProducer({ handleSignals: false }); // no queue URL: mode off, never a throw
+    assert.equal(unset.queueUrl, undefined);
+    assert.equal(unset.mode, "off");
   });
 });
 

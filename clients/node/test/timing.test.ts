@@ -2,16 +2,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import {
-  ConfigurationError,
-  flush,
-  flushAfter,
-  MetricProducer,
-  sendMetric,
-  setDefaultProducer,
-  stats,
-  timer,
-} from "../src/index.js";
+import { flush, flushAfter, MetricProducer, sendMetric, setDefaultProducer, stats, timer } from "../src/index.js";
 import { FakeSqs, QUEUE_URL, type WireMetric } from "./fakes.js";
 
 let producers: MetricProducer[] = [];
@@ -133,13 +124,6 @@ describe("flushAfter", () => {
 });
 
 describe("module-level helpers", () => {
-  test("without METRICBATCH_QUEUE_URL sendMetric throws ConfigurationError; flush and stats are harmless", async () => {
-    delete process.env.METRICBATCH_QUEUE_URL;
-    assert.throws(() => sendMetric("M", 1, { namespace: "N" }), ConfigurationError);
-    assert.equal(await flush(100), true);
-    assert.equal(stats().buffered, 0);
-  });
-
   test("they use the default producer", async () => {
     const sqs = new FakeSqs();
     setDefaultProducer(producerOver(sqs));

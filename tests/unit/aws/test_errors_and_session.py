@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
-from metricbatch.aws.retry import configuration_problem, error_code, is_retryable
+from metricbatch.aws.retry import CONFIGURATION_CODES, configuration_problem, error_code, is_retryable
 from metricbatch.aws.session import aws_session
 from metricbatch.exceptions import ConfigurationError
 
@@ -65,3 +66,10 @@ def test_no_region_anywhere_is_a_configuration_error_naming_both_variables(monke
         aws_session(environ={})
     with pytest.raises(ConfigurationError, match=r"pass --region, or set AWS_REGION"):
         aws_session(environ={}, region_flag="--region")
+
+
+def test_the_node_producer_classifies_every_configuration_code_the_python_one_does() -> None:
+    # The two producers keep one list each (metricbatch/aws/retry.py, clients/node/src/retry.ts): they must not drift.
+    node_retry = (Path(__file__).resolve().parents[3] / "clients" / "node" / "src" / "retry.ts").read_text()
+    node_codes = set(re.findall(r'"([A-Za-z.]+)"', node_retry))
+    assert sorted(set(CONFIGURATION_CODES) - node_codes) == []

@@ -1,0 +1,38 @@
+// The AWS SDK clients the producer makes itself (when none is given): the SDK's standard settings, plus the region
+// from AWS_DEFAULT_REGION when AWS_REGION is unset. The v3 SDK reads only AWS_REGION (and the profile); the Python
+// producer, the AWS CLI and Lambda read both (metricbatch/aws/session.py), so one environment serves both producers.
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { configurationProblem } from "./retry.js";
+
+interface Timeouts {
+  connectionTimeout: number;
+  requestTimeout: number;
+}
+
+function options(timeouts: Timeouts): { maxAttempts: number; requestHandler: Timeouts; region?: string } {
+  // maxAttempts 1: the producer's own jittered retries decide, and a dead endpoint fails over to the fallback fast.
+  const region = process.env.AWS_REGION ? undefined : process.env.AWS_DEFAULT_REGION || undefined;
+  return { maxAttempts: 1, requestHandler: timeouts, ...(region === undefined ? {} : { region }) };
+}
+
+export function makeSqsClient(timeouts: Timeouts): SQSClient {
+  return new SQSClient(options(timeouts));
+}
+
+export function makeCloudWatchClient(timeouts: Timeouts): CloudWatchClient {
+  return new CloudWatchClient(options(timeouts));
+}
+
+/**
+ * Why a client made here cannot reach AWS at all ("" when it can): no region anywhere. The SDK only finds out at the
+ * first request (a plain Error "Region is missing"); asking its region provider says so before any metric is sent.
+ */
+export async function unreachable(client: SQSClient): Promise<string> {
+  try {
+    await client.config.region();
+    return "";
+  } catch (error) {
+    return configurationProblem(error)?.problem ?? ""; // anything else: the first request reports it
+  }
+}
