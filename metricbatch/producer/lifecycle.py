@@ -65,7 +65,7 @@ def register(producer: Closable, *, handle_sigterm: bool) -> None:
         if not _atexit_installed:
             _atexit_installed = True
             atexit.register(flush_all)
-            if handle_sigterm and threading.current_thread() is threading.main_thread():
+            if handle_sigterm and threading.current_thread() is threading.main_thread() and not _in_pool_worker():
                 _install_sigterm_handler()
         if _finalizer_pid != os.getpid() and _in_multiprocessing_child():
             _finalizer_pid = os.getpid()
@@ -92,6 +92,12 @@ _deferred = (0, 0)  # (pid, signal) of a SIGTERM that interrupted producer code 
 _redeliver_requests: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is reentrant: safe in a signal handler
 _redeliverer_pid = 0  # the process whose redeliverer thread waits on _redeliver_requests
 _handle_sigterm: Callable[[int], None] | None = None  # flush, then what SIGTERM would have done without us
+
+
+def _in_pool_worker() -> bool:
+    # multiprocessing.Pool names its workers ForkPoolWorker-N, SpawnPoolWorker-N, ForkServerPoolWorker-N.
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and "PoolWorker" in process.current_process().name
 
 
 def flush_all(timeout: float | None = None) -> None:
@@ -164,6 +170,34 @@ def _install_sigterm_handler() -> None:
 
     _handle_sigterm = handle
     signal.signal(signal.SIGTERM, on_sigterm)
+    # A Pool worker forked from here must not keep it (see _restore_sigterm_in_pool_worker).
+    import multiprocessing.util
+
+    multiprocessing.util.register_after_fork(_after_fork_token, _restore_sigterm_in_pool_worker(on_sigterm, previous))
+
+
+class _AfterForkToken:
+    """What multiprocessing's after-fork registry keeps a weak reference to (a module-level instance)."""
+
+
+_after_fork_token = _AfterForkToken()
+
+
+def _restore_sigterm_in_pool_worker(ours: object, previous: object) -> Callable[[object], None]:
+    """In a multiprocessing.Pool worker, give SIGTERM back its previous disposition (default: lethal).
+
+    Pool.terminate() signals every worker once, while holding the lock of the workers' task queue. A Python
+    handler runs only when the worker's main thread next checks for signals, and a worker that was about to block
+    on that lock when the signal came never does: it waits there for good, and so does terminate() (CPython
+    gh-96995). What a worker holds is flushed when it ends normally (pool.close() and pool.join(),
+    maxtasksperchild); terminate() loses it, as it loses the worker's own pending work.
+    """
+
+    def restore(_: object) -> None:
+        if _in_pool_worker() and signal.getsignal(signal.SIGTERM) is ours:
+            signal.signal(signal.SIGTERM, previous if callable(previous) else signal.SIG_DFL)
+
+    return restore
 
 
 def _interrupts_producer_code(frame: FrameType | None) -> bool:

@@ -140,6 +140,10 @@ from concurrent.futures import ProcessPoolExecutor
 def work(count):
     send(count, "child")  # no flush(): the process ends without running atexit
 
+def sigterm_in_worker(count):
+    send(count, "terminated")
+    return "default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "python handler"
+
 if __name__ == "__main__":
     method, kind = sys.argv[1], sys.argv[2]
     context = multiprocessing.get_context(method)
@@ -152,9 +156,15 @@ if __name__ == "__main__":
     elif kind == "pool-executor":
         with ProcessPoolExecutor(2, mp_context=context) as pool:
             assert list(pool.map(work, [125] * 4)) == [None] * 4
-    else:  # a multiprocessing.Pool ended by its context manager: terminate() sends the workers SIGTERM
+    elif kind == "pool":  # closed and joined: the workers end normally, each flushing what it holds
         with context.Pool(2) as pool:
             assert pool.map(work, [125] * 4) == [None] * 4
+            pool.close()
+            pool.join()
+    else:  # "pool-terminate": the with block alone ends in terminate(), which SIGTERMs the workers
+        with context.Pool(2) as pool:
+            print("worker SIGTERM:", sorted(set(pool.map(sigterm_in_worker, [125] * 4))))
+        send(500, "child")  # (what the children would have sent; their own may be lost: see the README)
     send(500, "parent")
     assert flush(30)
 """
@@ -169,6 +179,7 @@ if __name__ == "__main__":
         ("fork", "pool-executor"),
         ("spawn", "pool-executor"),
         ("fork", "pool"),
+        ("spawn", "pool"),
     ],
 )
 def test_multiprocessing_children_deliver_without_flush(
@@ -179,6 +190,19 @@ def test_multiprocessing_children_deliver_without_flush(
     # WHEN the children end without flush() (os._exit or SIGTERM) and the parent sends 500 more and flushes
     _run(clean_pipeline, namespace, tmp_path, MULTIPROCESSING, method, kind)
     # THEN the children's 500 arrived, and the parent's 1,500 exactly once
+    _read(clean_pipeline, namespace, {"parent": 1500, "child": 500})
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_terminate_ends_the_workers_at_once(clean_pipeline: LocalPipeline, tmp_path: Path, method: str) -> None:
+    namespace = unique_namespace("PoolTerm")
+    # GIVEN a parent with the library's SIGTERM handler and a multiprocessing.Pool whose workers send metrics
+    # WHEN the with block ends the pool with terminate()
+    done = _run(clean_pipeline, namespace, tmp_path, MULTIPROCESSING, method, "pool-terminate")
+    # THEN SIGTERM stays lethal in the workers: a Python handler there can leave a worker blocked on the pool's task
+    # queue for good and terminate() waiting on it (CPython gh-96995), which a repro loop hit about once in 60 runs
+    assert "worker SIGTERM: ['default']" in done.stdout, done.stdout
+    # AND the parent's metrics arrive exactly once
     _read(clean_pipeline, namespace, {"parent": 1500, "child": 500})
 
 
