@@ -7,13 +7,14 @@ and its own sender thread and AWS clients on its first metric.
 Exit paths covered: interpreter exit (atexit), SIGTERM with the default disposition or an application handler
 (chained), and the end of a multiprocessing / ProcessPoolExecutor child, which leaves with ``os._exit`` (a
 ``multiprocessing.util.Finalize`` registered in that child). Not covered: ``os._exit()`` called by the
-application itself, SIGKILL, and a crash; call ``flush()`` before those.
+application itself, SIGKILL, a crash, and ``Pool.terminate()`` (SIGTERM stays lethal in Pool workers, see
+``_restore_sigterm_in_pool_worker``); call ``flush()`` before those.
 
 Python runs a signal handler in the main thread between two bytecodes, so SIGTERM can interrupt the main thread
-inside the producer's own code while it holds one of the producer's locks (``Pool.terminate()`` signals workers
-that are flushing at their end). Flushing from the handler then would wait for that lock forever. So a SIGTERM
-that interrupts producer code is handled as soon as that code has returned: at the end of the exit flush it
-interrupted, or by re-sending it to the process every few milliseconds until it lands outside.
+inside the producer's own code while it holds one of the producer's locks (a process flushing at its end).
+Flushing from the handler then would wait for that lock forever. So a SIGTERM that interrupts producer code is
+handled as soon as that code has returned: at the end of the exit flush it interrupted, or by re-sending it to the
+process every few milliseconds until it lands outside.
 """
 
 from __future__ import annotations
