@@ -28,12 +28,15 @@ const CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
 /** "sqs": to the pipeline's queue; "off": validated and discarded (chosen for you when a setting is missing). */
 export type Mode = "sqs" | "off";
 
+/** Mirrors metricbatch/producer/config.py DEFAULT_FLUSH_INTERVAL_SECONDS: same rounds, same SQS requests. */
+export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
+
 export interface ProducerOptions {
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
   /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
   namespace?: string;
-  /** How often the sender ships what is buffered (ms); default 1000. */
+  /** How often the sender ships what is buffered (ms); default 5000, as the Python producer's `flush_interval`. */
   flushIntervalMs?: number;
   /** Metrics buffered at most; beyond that new ones are dropped and counted. Default 100,000. */
   maxBuffered?: number;
@@ -130,7 +133,7 @@ export class MetricProducer implements ExitParticipant {
     const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
     this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
-    this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? 1000);
+    this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
     const maxBuffered = Math.floor(positive("maxBuffered", options.maxBuffered ?? 100_000));
