@@ -181,10 +181,10 @@ class Sender:
             else:
                 if result.dropped:
                     self._drop_log.last_error = result.error
-                self._buffer.settle(taken, result.counts)
-                if self._said:
+                if self._said:  # first: a flush woken by settle() then finds it said
                     logger.warning("metricbatch: SQS no longer refuses the queue; delivery resumed")
                     self._said = ""
+                self._buffer.settle(taken, result.counts)
         self._drop_log.report()
 
     def _blocked(self, reason: str) -> None:
