@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline, metrics=200_000 if args.quick else 1_000_000
         )
     print("handler against its floor, cold import from the deployment package, memory:", file=sys.stderr)
-    results["handler"] = handler.handler_vs_floor(repeats=2 if args.quick else 5)
+    results["handler"] = handler.handler_vs_floor(rounds=3 if args.quick else 9)
     results["cold_import"] = cold_start.cold_import(rounds=3 if args.quick else 9)
     results["producer_outage"] = producer_bench.producer_memory_under_outage(calls=100_000 if args.quick else 1_000_000)
     print("the Node producer: sendMetric latency, SQS requests next to the Python producer:", file=sys.stderr)

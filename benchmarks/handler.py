@@ -17,6 +17,7 @@ import io
 import json
 import os
 import random
+import statistics
 import time
 import tracemalloc
 import uuid
@@ -156,61 +157,62 @@ def _emf_sum(document: dict[str, Any], name: str) -> float:
     return float(sum(value) if isinstance(value, list) else value)
 
 
-def _cpu_best(fn: Callable[[], Any], repeats: int) -> float:
-    """Least CPU seconds of ``repeats`` runs after one warm-up (the machine is shared: the least is the cost)."""
+def _cpu(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    started = time.process_time()
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        started = time.process_time()
-        fn()
-        best = min(best, time.process_time() - started)
-    return best
+    return time.process_time() - started
 
 
-def _measure_handler(bodies: list[str], sent_samples: int, repeats: int) -> dict[str, Any]:
-    from metricbatch.batcher.handler import BatcherFunction
-    from metricbatch.worker.poller import LambdaContext
+class _HandlerRuns:
+    """The real handler (one sandbox: state kept between invocations) on one encoding; each call is a fresh batch."""
 
-    network = StubbedNetwork()
-    function = BatcherFunction(client_factory=_production_clients(network))
-    runs: list[dict[str, Any]] = []
+    def __init__(self, bodies: list[str], sent_samples: int) -> None:
+        from metricbatch.batcher.handler import BatcherFunction
 
-    def invoke() -> None:
-        network.bodies.clear()
+        self.bodies, self.sent_samples = bodies, sent_samples
+        self.network = StubbedNetwork()
+        self.function = BatcherFunction(client_factory=_production_clients(self.network))
+        self.runs: list[dict[str, Any]] = []
+
+    def __call__(self) -> None:
+        from metricbatch.worker.poller import LambdaContext
+
+        self.network.bodies.clear()
         context = LambdaContext(function_name="bench", memory_mb=256, timeout_seconds=60, region="us-east-1")
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):  # the EMF line and the log lines
-            response = function(_event(bodies), context)
-        runs.append({"response": response, "output": captured.getvalue(), "published": len(network.bodies)})
+            response = self.function(_event(self.bodies), context)
+        self.runs.append({"response": response, "output": captured.getvalue(), "published": len(self.network.bodies)})
 
-    seconds = _cpu_best(invoke, repeats)
-    tracemalloc.start()
-    invoke()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    # Did every run do the work? No failure, nothing skipped as a duplicate, every sample in a request.
-    for run in runs:
-        emf = next(json.loads(line) for line in run["output"].splitlines() if '"_aws"' in line)
-        skipped, published = _emf_sum(emf, DUPLICATE_MESSAGES_SKIPPED), _emf_sum(emf, METRICS_PUBLISHED)
-        if run["response"] != {"batchItemFailures": []} or skipped:
-            raise BenchmarkError(f"a run did not publish the batch: {run['response']}, {skipped} duplicates")
-        if published != sent_samples:
-            raise BenchmarkError(f"a run published {published} of {sent_samples} samples")
-    if network.compressed:
-        raise BenchmarkError("PutMetricData requests were gzipped; production sends them plain")
-    if network.published_samples() != sent_samples:
-        raise BenchmarkError(f"the requests carried {network.published_samples()} of {sent_samples} samples")
-    return {
-        "cpu_seconds": seconds,
-        "put_metric_data_requests": runs[-1]["published"],
-        "request_bytes": sum(len(b) for b in network.bodies),
-        "peak_memory_mb": peak / 1e6,
-    }
+    def verify(self) -> None:
+        """Did every run do the work? No failure, nothing skipped as a duplicate, every sample in a request."""
+        for run in self.runs:
+            emf = next(json.loads(line) for line in run["output"].splitlines() if '"_aws"' in line)
+            skipped, published = _emf_sum(emf, DUPLICATE_MESSAGES_SKIPPED), _emf_sum(emf, METRICS_PUBLISHED)
+            if run["response"] != {"batchItemFailures": []} or skipped:
+                raise BenchmarkError(f"a run did not publish the batch: {run['response']}, {skipped} duplicates")
+            if published != self.sent_samples:
+                raise BenchmarkError(f"a run published {published} of {self.sent_samples} samples")
+        if self.network.compressed:
+            raise BenchmarkError("PutMetricData requests were gzipped; production sends them plain")
+        if self.network.published_samples() != self.sent_samples:
+            raise BenchmarkError(f"the requests carried {self.network.published_samples()} of {self.sent_samples}")
+
+    def peak_memory_mb(self) -> float:
+        tracemalloc.start()
+        self()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return peak / 1e6
 
 
-def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
-    """CPU per original metric of the real handler on a full batch, in both encodings, against the floor."""
+def handler_vs_floor(rounds: int = 9) -> dict[str, Any]:
+    """CPU per original metric of the real handler on a full batch, in both encodings, against the floor.
+
+    Shuffled rounds, each running the floor and every candidate once (the machine's speed swings within a second):
+    figures are medians, and each ratio is the median of the per-round ratios to that round's floor.
+    """
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MetricBatch")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "metricbatch-bench")
     messages = _samples(time.time())
@@ -233,25 +235,39 @@ def handler_vs_floor(repeats: int = 5) -> dict[str, Any]:
         for body in aggregated_bodies:
             json.loads(body)
 
-    floor_s = _cpu_best(floor, repeats)
+    handlers = {"old_format": _HandlerRuns(old_bodies, metrics), "aggregated": _HandlerRuns(aggregated_bodies, metrics)}
+    candidates: dict[str, Callable[[], Any]] = {"floor": floor, "parse_aggregated": parse_aggregated, **handlers}
+    for fn in candidates.values():
+        fn()  # warm-up: imports, clients, caches
+    seconds: dict[str, list[float]] = {name: [] for name in candidates}
+    rng = random.Random(11)
+    for _ in range(rounds):
+        order = list(candidates)
+        rng.shuffle(order)
+        for name in order:
+            seconds[name].append(_cpu(candidates[name]))
+    for runs in handlers.values():
+        runs.verify()
+
     per = 1e6 / metrics
     result: dict[str, Any] = {
         "messages": len(old_bodies),
         "metrics": metrics,
-        "floor_us_per_metric": floor_s * per,
-        "aggregated_parse_us_per_metric": _cpu_best(parse_aggregated, repeats) * per,
+        "rounds": rounds,
+        "floor_us_per_metric": statistics.median(seconds["floor"]) * per,
+        "aggregated_parse_us_per_metric": statistics.median(seconds["parse_aggregated"]) * per,
         "put_metric_data_payload_bytes": sum(len(json.dumps(p)) for p in payloads),
+        "handler_peak_memory_mb": handlers["old_format"].peak_memory_mb(),
     }
     for name, bodies in (("old_format", old_bodies), ("aggregated", aggregated_bodies)):
-        measured = _measure_handler(bodies, metrics, repeats)
-        if name == "old_format":
-            result["handler_peak_memory_mb"] = measured["peak_memory_mb"]
+        ratios = [s / f for s, f in zip(seconds[name], seconds["floor"], strict=True)]
         result[name] = {
             "body_bytes": sum(len(b) for b in bodies),
             "wire_entries": sum(len(json.loads(b)["metrics"]) for b in bodies),
-            "put_metric_data_requests": measured["put_metric_data_requests"],
-            "handler_us_per_metric": measured["cpu_seconds"] * per,
-            "handler_over_floor": measured["cpu_seconds"] / floor_s,
+            "put_metric_data_requests": handlers[name].runs[-1]["published"],
+            "handler_us_per_metric": statistics.median(seconds[name]) * per,
+            "handler_over_floor": statistics.median(ratios),
+            "handler_over_floor_range": [min(ratios), max(ratios)],
         }
     return result
 
