@@ -1,6 +1,7 @@
 // MetricProducer: sendMetric validates and buffers in microseconds; the sender ships to SQS from the event loop.
-// Mode "sqs" sends to the queue; mode "off" (chosen for you when a setting sqs needs is missing: no queue URL, no
-// region) validates and discards, says why once, and never throws for it (metricbatch/producer/modes.py).
+// The mode says where metrics go (modes.ts): "sqs" to the queue; "memory" kept in the process for tests
+// (metricbatch/testing); "off" validated and discarded, also chosen for you when a setting sqs needs is missing (no
+// queue URL, no region), which is said once and never throws (metricbatch/producer/modes.py).
 import { MetricBuffer } from "./buffer.js";
 import { makeCloudWatchClient, makeSqsClient, unreachable } from "./clients.js";
 import type { CloudWatchSender } from "./cloudwatch.js";
@@ -8,30 +9,26 @@ import { ConfigurationError, InvalidMetricError } from "./errors.js";
 import { registerProducer, unregisterProducer, type ExitParticipant } from "./lifecycle.js";
 import { MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, MIN_ABS_VALUE, SQS_MESSAGE_HEADROOM_BYTES } from "./limits.js";
 import { announce } from "./log.js";
+import { STORE } from "./capture.js";
+import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode } from "./modes.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
 import type { SqsSender } from "./sqs.js";
 import { checkTimestamp, checkValue, type Dimensions, type TimestampInput } from "./validation.js";
 
-export const QUEUE_URL_VARIABLE = "METRICBATCH_QUEUE_URL";
-export const NAMESPACE_VARIABLE = "METRICBATCH_NAMESPACE";
+export { MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
 // While SQS refuses the queue for a reason no retry fixes, the held metrics are offered to it again this often: one
 // SendMessageBatch per producer every 30 s, and recovery within 30 s of a fix (QUEUE_RETRY_INTERVAL_SECONDS in
 // metricbatch/producer/config.py).
 export const QUEUE_RETRY_INTERVAL_MS = 30_000;
-const DISCARDED = "metrics are validated and discarded";
-const NO_QUEUE_URL =
-  `no ${QUEUE_URL_VARIABLE} and no queueUrl option: ${DISCARDED} ` +
-  `(set ${QUEUE_URL_VARIABLE} or pass queueUrl to send them to the pipeline)`;
 const CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
-
-/** "sqs": to the pipeline's queue; "off": validated and discarded (chosen for you when a setting is missing). */
-export type Mode = "sqs" | "off";
 
 /** Mirrors metricbatch/producer/config.py DEFAULT_FLUSH_INTERVAL_SECONDS: same rounds, same SQS requests. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
 
 export interface ProducerOptions {
+  /** Where metrics go: "sqs", "memory" or "off"; default `METRICBATCH_MODE`, else "sqs" with a queue URL. */
+  mode?: Mode;
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
   /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
@@ -70,6 +67,8 @@ export interface SendOptions {
 
 export interface ProducerStats extends Counters {
   buffered: number;
+  /** Metrics memory mode kept (metricbatch/testing). */
+  captured: number;
   accepted: number;
   mode: Mode;
   /** Why the mode was chosen for you (a setting is missing), else "". */
@@ -109,8 +108,9 @@ export class MetricProducer implements ExitParticipant {
   private cloudwatchClient: CloudWatchSender | undefined;
   private reachable: Promise<string> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private off = false;
+  private current: Mode;
   private reason = "";
+  private captures = 0;
   private lostAtFlush = 0;
   private readonly counters: Counters = {
     sent: 0,
@@ -157,12 +157,15 @@ export class MetricProducer implements ExitParticipant {
     };
     const events = { drop: (n: number, why: string) => this.drop(n, why), turnOff: (why: string) => this.turnOff(why) };
     this.sender = new Sender(this.buffer, this.counters, settings, clients, events);
-    if (queueUrl === undefined) this.turnOff(NO_QUEUE_URL, "warning");
+    const choice = chooseMode(options.mode, process.env[MODE_VARIABLE], queueUrl);
+    this.current = choice.mode;
+    if (choice.reason) this.turnOff(choice.reason, choice.level);
   }
 
-  /** Where metrics go: "sqs" (the queue) or "off" (validated and discarded: see stats().modeReason). */
+  /** Where metrics go: "sqs" (the queue), "memory" (metricbatch/testing) or "off" (validated and discarded: see
+   * stats().modeReason). */
   get mode(): Mode {
-    return this.off ? "off" : "sqs";
+    return this.current;
   }
 
   /**
@@ -195,8 +198,10 @@ export class MetricProducer implements ExitParticipant {
         throw error;
       }
     }
-    if (this.off) {
-      this.counters.discarded += 1;
+    if (this.current !== "sqs") {
+      if (this.current === "off") this.counters.discarded += 1;
+      else if (STORE.add(series, value, timestamp)) this.captures += 1;
+      else this.drop(1, "memory mode holds its maximum of captured metrics");
       return;
     }
     if (!this.buffer.push(series, value, timestamp)) {
@@ -214,7 +219,8 @@ export class MetricProducer implements ExitParticipant {
    */
   async flush(timeoutMs?: number): Promise<boolean> {
     const done = await this.settle(timeoutMs);
-    const lost = this.counters.dropped + this.counters.discarded;
+    // Discards count as not delivered only when off was chosen for you (a setting is missing), as in Python.
+    const lost = this.counters.dropped + (this.reason ? this.counters.discarded : 0);
     const fresh = lost - this.lostAtFlush;
     this.lostAtFlush = lost;
     return done && fresh === 0 && this.sender.blocked === "";
@@ -226,7 +232,8 @@ export class MetricProducer implements ExitParticipant {
     return {
       ...this.counters,
       buffered: this.pending,
-      accepted: this.buffer.accepted + this.counters.discarded,
+      captured: this.captures,
+      accepted: this.buffer.accepted + this.counters.discarded + this.captures,
       mode: this.mode,
       modeReason: this.reason,
       configError: this.sender.blocked,
@@ -271,7 +278,7 @@ export class MetricProducer implements ExitParticipant {
   }
 
   private turnOff(reason: string, level: "warning" | "error" = "error"): void {
-    this.off = true;
+    this.current = "off";
     this.reason = reason;
     announce(reason, level);
   }

@@ -1,0 +1,66 @@
+// Which mode a producer runs in (metricbatch/producer/config.py `_choose_mode`): the mode option beats
+// METRICBATCH_MODE, which beats the default, sqs with a queue URL. A setting that cannot work is never an error in the
+// caller: the mode becomes off and the reason says why (announced once: a warning when nothing is configured at all,
+// an ERROR when a setting is there but unusable).
+import { ConfigurationError } from "./errors.js";
+
+export const QUEUE_URL_VARIABLE = "METRICBATCH_QUEUE_URL";
+export const NAMESPACE_VARIABLE = "METRICBATCH_NAMESPACE";
+export const MODE_VARIABLE = "METRICBATCH_MODE";
+
+/** "sqs": to the pipeline's queue; "memory": kept in the process for tests (metricbatch/testing); "off": validated
+ * and discarded (chosen for you when a setting sqs needs is missing). */
+export const MODES = ["sqs", "memory", "off"] as const;
+export type Mode = (typeof MODES)[number];
+
+export const DISCARDED = "metrics are validated and discarded";
+const ALLOWED = MODES.join(", ");
+export const NO_DESTINATION =
+  `no ${QUEUE_URL_VARIABLE} and no ${MODE_VARIABLE} (nor queueUrl or mode options): ${DISCARDED} ` +
+  `(set ${QUEUE_URL_VARIABLE} or pass queueUrl to send them to the pipeline, or ${MODE_VARIABLE}=memory|off to choose)`;
+
+export interface ModeChoice {
+  mode: Mode;
+  /** Why the mode was chosen for you (a setting is missing or wrong), else "". */
+  reason: string;
+  level: "warning" | "error";
+}
+
+function isMode(value: string): value is Mode {
+  return (MODES as readonly string[]).includes(value);
+}
+
+/**
+ * The mode from the option, else METRICBATCH_MODE, else the default.
+ * @throws ConfigurationError the option (code, not the environment) is not a mode.
+ */
+export function chooseMode(
+  explicit: string | undefined,
+  fromEnv: string | undefined,
+  queueUrl: string | undefined,
+): ModeChoice {
+  let mode: Mode;
+  let source: string;
+  if (explicit !== undefined) {
+    if (!isMode(explicit))
+      throw new ConfigurationError(`mode must be one of ${ALLOWED}; got ${JSON.stringify(explicit)}`);
+    [mode, source] = [explicit, `mode '${explicit}'`];
+  } else if (fromEnv !== undefined && fromEnv.trim() !== "") {
+    const value = fromEnv.trim().toLowerCase();
+    source = `${MODE_VARIABLE}='${fromEnv}'`;
+    if (!isMode(value)) return off(`${source} is not one of ${ALLOWED}: ${DISCARDED}`, "error");
+    mode = value;
+  } else if (queueUrl !== undefined) {
+    return { mode: "sqs", reason: "", level: "warning" };
+  } else {
+    return off(NO_DESTINATION, "warning");
+  }
+  if (mode === "sqs" && queueUrl === undefined) {
+    return off(`${source} but no queue URL: ${DISCARDED} (pass queueUrl or set ${QUEUE_URL_VARIABLE})`, "error");
+  }
+  return { mode, reason: "", level: "warning" };
+}
+
+function off(reason: string, level: "warning" | "error"): ModeChoice {
+  return { mode: "off", reason, level };
+}
