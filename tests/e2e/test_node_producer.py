@@ -263,3 +263,49 @@ def test_no_queue_url_is_one_warning_and_counted_discards(
     # AND nothing reached AWS
     calls = pipeline.aws.ledger.snapshot()["calls"]
     assert calls.get("sqs:SendMessageBatch", 0) == calls.get("cloudwatch:PutMetricData", 0) == 0
+
+
+def test_memory_mode_captures_in_the_process_and_never_calls_aws(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    # GIVEN a Node service with METRICBATCH_MODE=memory on a host whose queue URL is set (the mode decides)
+    namespace = f"E2E/NodeMemory{time.monotonic_ns()}"
+    testing = node_entry.removesuffix("index.js") + "testing.js"
+    minute = int(time.time()) // 60 * 60 - 600
+    script = f"""
+        import {{ sendMetric, stats }} from "{node_entry}";
+        import {{ captured, values }} from "{testing}";
+        for (let i = 0; i < 6; i++) {{
+          const dimensions = {{ Service: i % 2 ? "web" : "cart" }};
+          sendMetric("Orders", i, {{ unit: "Count", dimensions, timestamp: {minute} }});
+        }}
+        let rule = "";
+        try {{ sendMetric("Orders", NaN); }} catch (error) {{ rule = error.rule; }}
+        const cart = values("Orders", {{ dimensions: {{ Service: "cart" }} }});
+        console.log(JSON.stringify({{ records: captured(), cart, rule, stats: stats() }}));
+    """
+    # WHEN it sends 6 metrics and one invalid one, prints what was captured and ends without flush() or close()
+    child = _run_node(script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_MODE": "memory"})
+    # THEN it exited by itself with nothing on stderr, and captured() holds every call, in order, exactly as sent
+    assert child.returncode == 0, child.stderr
+    assert child.stderr == ""
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    assert out["records"] == [
+        {
+            "namespace": namespace,
+            "name": "Orders",
+            "value": i,
+            "unit": "Count",
+            "dimensions": {"Service": "web" if i % 2 else "cart"},
+            "timestamp": minute,
+            "storageResolution": 60,
+        }
+        for i in range(6)
+    ]
+    assert (out["cart"], out["rule"]) == ([0, 2, 4], "value.finite")
+    stats = out["stats"]
+    assert (stats["mode"], stats["modeReason"], stats["captured"], stats["invalid"]) == ("memory", "", 6, 1)
+    assert (stats["accepted"], stats["sent"], stats["discarded"], stats["buffered"]) == (6, 0, 0, 0)
+    # AND the embedded AWS saw no SQS or CloudWatch request at all
+    calls = pipeline.aws.ledger.snapshot()["calls"]
+    assert [name for name in calls if name.startswith(("sqs:", "cloudwatch:"))] == []
