@@ -247,11 +247,13 @@ def test_a_queue_that_does_not_exist_is_one_error_and_never_a_fallback(
 def test_no_queue_url_is_one_warning_and_counted_discards(
     pipeline: LocalPipeline, tmp_path: Path, node_entry: str
 ) -> None:
-    # GIVEN a Node service on a host without METRICBATCH_QUEUE_URL
+    # GIVEN a Node service on a host without METRICBATCH_QUEUE_URL (and without the pipeline's METRICBATCH_MODE=sqs,
+    # which the Node producer reads too: nothing is configured at all)
     namespace = f"E2E/NodeNoQueue{time.monotonic_ns()}"
     script = MISCONFIGURED.format(entry=node_entry) + MISCONFIGURED_ENDINGS["flush"]
     # WHEN it sends 500 metrics, flushes and ends
-    child = _run_node(script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_QUEUE_URL": None})
+    unset = {"METRICBATCH_QUEUE_URL": None, "METRICBATCH_MODE": None}
+    child = _run_node(script, pipeline, tmp_path, namespace, env_overrides=unset)
     # THEN it exited 0 with one warning naming the variable, and stats() says what happened and why
     assert child.returncode == 0, child.stderr
     (line,) = _lines_naming(child.stderr, "METRICBATCH_QUEUE_URL")
