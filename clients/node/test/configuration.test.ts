@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { afterEach, describe, mock, test } from "node:test";
 import { InvalidMetricError, MetricProducer, type ProducerOptions } from "../src/index.js";
 import { flush, sendMetric, setDefaultProducer, stats } from "../src/index.js";
-import { awsError, FakeCloudWatch, FakeSqs, QUEUE_URL, wireTotals } from "./fakes.js";
+import { awsError, FakeCloudWatch, FakeSqs, QUEUE_URL, wireTotals, errorLines } from "./fakes.js";
 
 const made: MetricProducer[] = [];
 
@@ -13,13 +13,6 @@ function producer(options: ProducerOptions = {}): MetricProducer {
   const p = new MetricProducer({ queueUrl: QUEUE_URL, namespace: "Unit/Config", handleSignals: false, ...options });
   made.push(p);
   return p;
-}
-
-/** The lines console.error receives from here on (the ERROR lines), not printed. */
-function errorLines(): string[] {
-  const lines: string[] = [];
-  mock.method(console, "error", (...args: unknown[]) => lines.push(args.map(String).join(" ")));
-  return lines;
 }
 
 /** The MetricBatchWarning messages emitted from here on. */

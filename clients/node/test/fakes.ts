@@ -2,6 +2,7 @@
 // the way the real ones do when told to.
 import type { PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import type { SendMessageBatchCommand, SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
+import { mock } from "node:test";
 
 export const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/metricbatch";
 
@@ -15,6 +16,13 @@ export interface WireMetric {
   value?: number;
   values?: number[];
   counts?: number[];
+}
+
+/** The lines console.error receives from here on (the ERROR lines), not printed (mock.restoreAll() ends it). */
+export function errorLines(): string[] {
+  const lines: string[] = [];
+  mock.method(console, "error", (...args: unknown[]) => lines.push(args.map(String).join(" ")));
+  return lines;
 }
 
 /** An AWS SDK error as the v3 clients throw it. */

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, mock, test } from "node:test";
 import { ConfigurationError, InvalidMetricError, MetricProducer, type ProducerOptions } from "../src/index.js";
 import { flush, sendMetric, setDefaultProducer, stats } from "../src/index.js";
 import { captured, clear, values } from "../src/testing.js";
-import { FakeCloudWatch, FakeSqs, QUEUE_URL } from "./fakes.js";
+import { FakeCloudWatch, FakeSqs, QUEUE_URL, errorLines } from "./fakes.js";
 
 const made: MetricProducer[] = [];
 const VARIABLES = ["METRICBATCH_MODE", "METRICBATCH_QUEUE_URL", "METRICBATCH_NAMESPACE"] as const;
@@ -24,13 +24,6 @@ function producer(options: ProducerOptions = {}): MetricProducer {
   const p = new MetricProducer({ namespace: "Unit/Modes", handleSignals: false, ...options });
   made.push(p);
   return p;
-}
-
-/** The lines console.error receives from here on (the ERROR lines), not printed. */
-function errorLines(): string[] {
-  const lines: string[] = [];
-  mock.method(console, "error", (...args: unknown[]) => lines.push(args.map(String).join(" ")));
-  return lines;
 }
 
 beforeEach(() => {
