@@ -252,7 +252,7 @@ def test_no_queue_url_is_one_warning_and_counted_discards(
     namespace = f"E2E/NodeNoQueue{time.monotonic_ns()}"
     script = MISCONFIGURED.format(entry=node_entry) + MISCONFIGURED_ENDINGS["flush"]
     # WHEN it sends 500 metrics, flushes and ends
-    unset = {"METRICBATCH_QUEUE_URL": None, "METRICBATCH_MODE": None}
+    unset: dict[str, str | None] = {"METRICBATCH_QUEUE_URL": None, "METRICBATCH_MODE": None}
     child = _run_node(script, pipeline, tmp_path, namespace, env_overrides=unset)
     # THEN it exited 0 with one warning naming the variable, and stats() says what happened and why
     assert child.returncode == 0, child.stderr
