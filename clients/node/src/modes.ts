@@ -24,6 +24,8 @@ export interface ModeChoice {
   /** Why the mode was chosen for you (a setting is missing or wrong), else "". */
   reason: string;
   level: "warning" | "error";
+  /** A setting this producer cannot honour although it still delivers (METRICBATCH_MODE=emf with a queue URL). */
+  notice?: string;
 }
 
 function isMode(value: string): value is Mode {
@@ -48,6 +50,13 @@ export function chooseMode(
   } else if (fromEnv !== undefined && fromEnv.trim() !== "") {
     const value = fromEnv.trim().toLowerCase();
     source = `${MODE_VARIABLE}='${fromEnv}'`;
+    if (value === "emf") {
+      // Set for the Python services of a host: this producer has no EMF writer; the queue, when there is one, keeps
+      // its metrics flowing (the mode option, being code, must name a mode this producer has).
+      const unsupported = `${source}: the Node producer does not write EMF`;
+      if (queueUrl === undefined) return off(`${unsupported} and has no queue URL: ${DISCARDED}`, "error");
+      return { mode: "sqs", reason: "", level: "error", notice: `${unsupported}; it sends to ${queueUrl} instead` };
+    }
     if (!isMode(value)) return off(`${source} is not one of ${ALLOWED}: ${DISCARDED}`, "error");
     mode = value;
   } else if (queueUrl !== undefined) {

@@ -160,6 +160,7 @@ export class MetricProducer implements ExitParticipant {
     const choice = chooseMode(options.mode, process.env[MODE_VARIABLE], queueUrl);
     this.current = choice.mode;
     if (choice.reason) this.turnOff(choice.reason, choice.level);
+    if (choice.notice) announce(choice.notice, choice.level);
   }
 
   /** Where metrics go: "sqs" (the queue), "memory" (metricbatch/testing) or "off" (validated and discarded: see

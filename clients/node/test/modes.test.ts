@@ -204,6 +204,23 @@ describe("a wrong mode never throws in the caller", () => {
     assert.match(lines[0]!, /METRICBATCH_MODE='sqs' but no queue URL.*METRICBATCH_QUEUE_URL/);
   });
 
+  test("METRICBATCH_MODE=emf (set for a host's Python services): to the queue if there is one, with one ERROR", async () => {
+    const lines = errorLines();
+    const sqs = new FakeSqs();
+    setEnv({ METRICBATCH_MODE: "emf" });
+    const p = producer({ queueUrl: QUEUE_URL, sqsClient: sqs, cloudwatchClient: new FakeCloudWatch() });
+    p.sendMetric("Orders", 2);
+    assert.equal(p.mode, "sqs");
+    assert.equal(await p.flush(2000), true);
+    assert.equal(sqs.calls, 1);
+    setEnv({ METRICBATCH_MODE: "emf", METRICBATCH_QUEUE_URL: undefined });
+    sendMetric("Orders", 1);
+    assert.deepEqual([stats().mode, stats().discarded], ["off", 1]);
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.match(lines[0]!, /METRICBATCH_MODE='emf': the Node producer does not write EMF; it sends to .* instead/);
+    assert.match(lines[1]!, /METRICBATCH_MODE='emf': the Node producer does not write EMF and has no queue URL/);
+  });
+
   test("an explicit mode option that is not a mode is a ConfigurationError at construction, as in Python", () => {
     assert.throws(() => producer({ mode: "emf2" as "off" }), ConfigurationError);
     assert.throws(() => producer({ mode: "emf2" as "off" }), /mode must be one of sqs, memory, off; got "emf2"/);
