@@ -27,7 +27,8 @@ _extract = EmfExtractor.__call__
 
 
 def _validated_extract(self: EmfExtractor, document: dict[str, Any]) -> None:
-    _invalid_emf.extend(f"{error.message[:200]} in {json.dumps(document)[:300]}" for error in EMF_SCHEMA.iter_errors(document))
+    errors = EMF_SCHEMA.iter_errors(document)
+    _invalid_emf.extend(f"{error.message[:200]} in {json.dumps(document)[:300]}" for error in errors)
     _extract(self, document)
 
 
