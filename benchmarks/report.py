@@ -88,7 +88,7 @@ def print_tables(results: dict[str, Any]) -> None:
     print("x floor: dollars over the floor, one PutMetricData per 1,000 series-minutes of the workload, nothing else.")
     header = (
         f"{'workload':<17}{'design':<34}{'PutMetricData':>14}{'SQS req':>10}{'invocations':>12}"
-        f"{'GB-s':>9}{'log MB':>8}{'$':>10}{'vs direct':>11}{'vs old':>9}{'x floor':>9}{'calls saved':>13}"
+        f"{'GB-s':>9}{'log MB':>8}{'$':>10}{'vs direct':>11}{'vs old':>9}{'x floor':>12}{'calls saved':>13}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     notes: list[str] = []
@@ -100,7 +100,7 @@ def print_tables(results: dict[str, Any]) -> None:
                 f"{name:<17}{d['label']:<34}{pm['put_metric_data_calls']:>14,.0f}{pm['sqs_requests']:>10,.0f}"
                 f"{pm['lambda_invocations']:>12,.0f}{pm['lambda_gb_seconds']:>9,.2f}{pm['log_bytes'] / 1e6:>8,.1f}"
                 f"{pm['dollars']:>10.4f}{d['dollars_vs_direct']:>10,.0f}x{d['dollars_vs_old_batcher']:>8,.1f}x"
-                f"{d['dollars_over_floor']:>8,.1f}x{d['api_calls_saved_per_million']:>13,.0f}"
+                f"{d['dollars_over_floor']:>11,.1f}x{d['api_calls_saved_per_million']:>13,.0f}"
             )
             notes += [f"{name}/{design}: {n}" for n in d["notes"]]
         floor = workload["floor_per_million"]
