@@ -1,21 +1,26 @@
-"""The four designs, each run for real against the embedded AWS over HTTP and counted by the gateway's ledger."""
+"""The six designs, each run for real: the four with API calls against the embedded AWS over HTTP (counted by the
+gateway's ledger), the two EMF designs by writing their documents and counting the bytes they wrote."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.workloads import Metric, Workload
 from metricbatch.batcher.self_metrics import METRICS_PUBLISHED, SERVICE_DIMENSION, api_calls_saved
-from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds
+from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds, log_bytes
 from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.limits import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
+from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 DIRECT_SAMPLE_CALLS = 2_000  # direct and naive designs: run this many metrics for real, scale to the workload
@@ -80,6 +85,7 @@ class DesignRun:
             sqs_requests=float(self.counts["sqs_billed"]),
             lambda_invocations=float(self.invocations),
             lambda_gb_seconds=gb_seconds(self.handler_seconds, self.memory_mb),
+            log_bytes=float(self.counts.get("log_bytes", 0.0)),
         )
 
     @property
@@ -209,9 +215,14 @@ def run_naive_queue(pipeline: LocalPipeline, ledger: BilledLedger, workload: Wor
     return run
 
 
-def _produce(pipeline: LocalPipeline, workload: Workload, producers: int = 4) -> list[Any]:
+def _produce(
+    pipeline: LocalPipeline,
+    workload: Workload,
+    producers: int = 4,
+    make: Callable[[], MetricProducer] | None = None,
+) -> list[Any]:
     """Send the workload through ``producers`` MetricProducers (one per simulated service) at the workload's rate."""
-    clients = [pipeline.producer(handle_sigterm=False) for _ in range(producers)]
+    clients = [(make or (lambda: pipeline.producer(handle_sigterm=False)))() for _ in range(producers)]
     shares = [workload.metrics[i::producers] for i in range(producers)]
 
     def service(index: int) -> None:
@@ -270,4 +281,86 @@ def _self_metric(pipeline: LocalPipeline, name: str) -> float:
     return pipeline.read_series(SELF_METRICS_NAMESPACE, name, {SERVICE_DIMENSION: LOCAL_SERVICE_NAME})[0]
 
 
-DESIGNS = (run_direct, run_old_batcher, run_naive_queue, run_metricbatch)
+def _emf_totals(text: str) -> tuple[int, int, int]:
+    """(documents, bytes of the documents, samples they carry), each line parsed: stdout as a log driver sees it,
+    every line one log event (the newline is not part of the event)."""
+    documents = payload = samples = 0
+    for line in text.splitlines():
+        document = json.loads(line)
+        documents += 1
+        payload += len(line.encode())
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                target = document[metric["Name"]]
+                samples += len(target) if isinstance(target, list) else 1
+    return documents, payload, samples
+
+
+def _emf_run(design: str, label: str, workload: Workload, text: str, counts: dict[str, Any]) -> DesignRun:
+    documents, payload, samples = _emf_totals(text)
+    counts.update(log_documents=documents, log_payload_bytes=payload, log_bytes=log_bytes(payload, documents))
+    counts["log_bytes_per_metric"] = counts["log_bytes"] / len(workload)
+    run = DesignRun(design, label, len(workload), len(workload), counts)
+    # Measured what it says: the documents written hold every metric once, and no API call was made.
+    if samples != len(workload):
+        run.notes.append(f"the documents hold {samples:,} samples of {len(workload):,}")
+    if counts["put_metric_data"] or counts["sqs_billed"]:
+        run.notes.append(f"made API calls: {counts['calls']}")
+    return run
+
+
+def run_emf_per_request(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    """One EMF document per request, written by Powertools Metrics itself (``flush_metrics`` at the end of each
+    invocation, as ``log_metrics`` does): every metric of the workload is one request's metric with its own
+    dimensions, which the library writes as a document of its own."""
+    from aws_lambda_powertools import Metrics
+
+    ledger.reset()
+    writers: dict[str, Metrics] = {}
+    stream = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(stream), warnings_silenced():
+        for namespace, name, unit, dims, value in workload.metrics:
+            metrics = writers.get(namespace) or writers.setdefault(namespace, Metrics(namespace=namespace))
+            for key, dim_value in dims.items():
+                metrics.add_dimension(name=key, value=dim_value)
+            metrics.add_metric(name=name, unit=unit, value=value)
+            metrics.flush_metrics()
+    wall = time.perf_counter() - started
+    run = _emf_run("emf-per-request", "5 EMF, a document per request", workload, stream.getvalue(), ledger.counts())
+    run.wall_seconds = wall
+    run.notes.append("written by aws-lambda-powertools Metrics (flush per request), stdout captured")
+    return run
+
+
+def run_emf_aggregated(pipeline: LocalPipeline, ledger: BilledLedger, workload: Workload) -> DesignRun:
+    """metricbatch's emf mode: the same four producers at the workload's rate, writing EMF lines instead of SQS."""
+    streams: list[io.StringIO] = []
+
+    def make() -> MetricProducer:
+        streams.append(io.StringIO())
+        return MetricProducer(mode="emf", emf_stream=streams[-1], handle_sigterm=False)
+
+    ledger.reset()
+    started = time.perf_counter()
+    producers = _produce(pipeline, workload, make=make)
+    wall = time.perf_counter() - started
+    text = "".join(stream.getvalue() for stream in streams)
+    run = _emf_run("emf-aggregated", "6 EMF aggregated (emf mode)", workload, text, ledger.counts())
+    run.wall_seconds = wall
+    published = sum(p.stats()["emf_published"] for p in producers)
+    if published != len(workload):
+        run.notes.append(f"emf mode wrote {published:,} of {len(workload):,}")
+    return run
+
+
+@contextlib.contextmanager
+def warnings_silenced() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+DESIGNS = (run_direct, run_old_batcher, run_naive_queue, run_metricbatch, run_emf_per_request, run_emf_aggregated)

@@ -1,4 +1,4 @@
-"""The cost model: dollars for the calls and requests a design makes (prices in constants.py)."""
+"""The cost model: dollars for the calls, requests and log bytes a design makes (prices in limits.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from metricbatch.limits import (
+    LOG_EVENT_OVERHEAD_BYTES,
+    LOGS_BYTES_PER_GB,
     MAX_BATCHING_WINDOW_SECONDS,
     MAX_DATUMS_PER_REQUEST,
+    MAX_EMF_VALUES_PER_METRIC,
     MAX_LAMBDA_PAYLOAD_BYTES,
     MAX_REQUEST_BYTES,
     MAX_SQS_BATCH_ENTRIES,
@@ -20,6 +23,7 @@ from metricbatch.limits import (
     PRICE_CUSTOM_METRIC_MONTH,
     PRICE_LAMBDA_PER_GB_SECOND_ARM64,
     PRICE_LAMBDA_PER_REQUEST,
+    PRICE_LOGS_INGESTION_PER_GB,
     PRICE_PUT_METRIC_DATA_PER_REQUEST,
     PRICE_SQS_PER_REQUEST,
     PUT_METRIC_DATA_TPS_QUOTA,
@@ -39,6 +43,11 @@ class DesignCost:
     sqs_requests: float = 0.0  # billed requests (64 KiB chunks), send + receive + delete
     lambda_invocations: float = 0.0
     lambda_gb_seconds: float = 0.0
+    log_bytes: float = 0.0  # CloudWatch Logs ingestion (EMF designs), each event's 26 B overhead included
+
+    @property
+    def logs_dollars(self) -> float:
+        return self.log_bytes / LOGS_BYTES_PER_GB * PRICE_LOGS_INGESTION_PER_GB
 
     @property
     def put_metric_data_dollars(self) -> float:
@@ -57,7 +66,7 @@ class DesignCost:
 
     @property
     def dollars(self) -> float:
-        return self.put_metric_data_dollars + self.sqs_dollars + self.lambda_dollars
+        return self.put_metric_data_dollars + self.sqs_dollars + self.lambda_dollars + self.logs_dollars
 
     def scaled(self, factor: float) -> DesignCost:
         return DesignCost(
@@ -66,6 +75,7 @@ class DesignCost:
             sqs_requests=self.sqs_requests * factor,
             lambda_invocations=self.lambda_invocations * factor,
             lambda_gb_seconds=self.lambda_gb_seconds * factor,
+            log_bytes=self.log_bytes * factor,
         )
 
     def as_dict(self) -> dict[str, float | str]:
@@ -80,6 +90,18 @@ def direct_cost(metrics: int) -> DesignCost:
 def old_batcher_cost(metrics: int) -> DesignCost:
     """The in-process batcher with the obsolete 20-datum limit (at best: every call full)."""
     return DesignCost("old-batcher-20", put_metric_data_calls=float(math.ceil(metrics / OLD_BATCHER_DATUMS_PER_CALL)))
+
+
+def log_bytes(document_bytes: float, documents: float) -> float:
+    """CloudWatch Logs ingestion of ``documents`` log events holding ``document_bytes`` in all: each event costs
+    its UTF-8 bytes plus the 26 B per-event overhead."""
+    return document_bytes + documents * LOG_EVENT_OVERHEAD_BYTES
+
+
+def floor_put_metric_data_calls(series_minutes: float) -> float:
+    """The physical floor of any design: one PutMetricData per 1,000 series-minutes (a request's 1,000 datums, one
+    datum per series and minute), nothing else. Fractional: the floor of a workload that goes on."""
+    return series_minutes / MAX_DATUMS_PER_REQUEST
 
 
 def gb_seconds(handler_seconds: float, memory_mb: int) -> float:
@@ -112,6 +134,15 @@ IDLE_POLLERS = 5
 # (ProducerConfig.flush_interval and wake_threshold defaults).
 DEFAULT_FLUSH_INTERVAL_SECONDS = 5.0
 PRODUCER_ROUND_SAMPLES = 25_000
+# EMF designs, priced as CloudWatch Logs ingestion (bytes + 26 B per event) with no API call at all.
+# One document per request, as Powertools Metrics (``log_metrics``/``single_metric``) and aws-embedded-metrics'
+# ``metric_scope`` write one metric with two dimensions: 246 B with Powertools' own writer for DynamoDB.GetItem,
+# Table, Service (make bench's mix of longer names averages 284 B).
+EMF_PER_REQUEST_DOCUMENT_BYTES = 246
+# metricbatch's emf mode: one document per series and round (the worst case: every series its own dimension set),
+# its fixed part (_aws, timestamp, namespace, dimensions, name, unit) ~235 B, plus each sample as a value ("12.5,").
+EMF_DOCUMENT_BYTES = 235
+EMF_VALUE_BYTES = 7
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +171,7 @@ class DesignRates:
     sqs_billed_per_second: float = 0.0
     invocations_per_second: float = 0.0
     gb_seconds_per_second: float = 0.0
+    log_bytes_per_second: float = 0.0
 
     @property
     def monthly(self) -> DesignCost:
@@ -149,7 +181,12 @@ class DesignRates:
             sqs_requests=self.sqs_billed_per_second * SECONDS_PER_MONTH,
             lambda_invocations=self.invocations_per_second * SECONDS_PER_MONTH,
             lambda_gb_seconds=self.gb_seconds_per_second * SECONDS_PER_MONTH,
+            log_bytes=self.log_bytes_per_second * SECONDS_PER_MONTH,
         )
+
+    @property
+    def log_gb_per_month(self) -> float:
+        return self.log_bytes_per_second * SECONDS_PER_MONTH / LOGS_BYTES_PER_GB
 
     @property
     def over_tps_quota(self) -> bool:
@@ -178,6 +215,21 @@ class Plan:
     def design(self, name: str) -> DesignRates:
         return next(d for d in self.designs if d.design == name)
 
+    def cheapest_mode(self) -> tuple[str, str]:
+        """The producer mode (``sqs`` or ``emf``) that costs less for this workload, and why, in one sentence."""
+        queue, emf = self.design("metricbatch").monthly, self.design("emf-aggregated").monthly
+        rate = self.inputs.rate
+        per_metric = emf.log_bytes / (rate * SECONDS_PER_MONTH) if rate else 0.0
+        queue_side = (
+            f"sqs (the queue) costs ${queue.dollars:,.2f}/month: SQS ${queue.sqs_dollars:,.2f} + Lambda "
+            f"${queue.lambda_dollars:,.2f} + PutMetricData ${queue.put_metric_data_dollars:,.2f}, shared by "
+            f"{self.metrics_per_message:,.0f} metrics per message"
+        )
+        emf_side = f"emf writes {per_metric:,.1f} log bytes per metric, ${emf.dollars:,.2f}/month of ingestion"
+        if queue.dollars <= emf.dollars:
+            return "sqs", f"{queue_side}; {emf_side} (every sample is logged, the queue's costs do not grow with it)"
+        return "emf", f"{emf_side}; {queue_side} (at this rate the queue's fixed costs outweigh the log bytes)"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "inputs": asdict(self.inputs),
@@ -199,11 +251,14 @@ class Plan:
                     "invocations_per_second": d.invocations_per_second,
                     "gb_seconds_per_second": d.gb_seconds_per_second,
                     "over_tps_quota": d.over_tps_quota,
+                    "log_bytes_per_second": d.log_bytes_per_second,
+                    "log_gb_per_month": d.log_gb_per_month,
                     "monthly": d.monthly.as_dict(),
                 }
                 for d in self.designs
             },
             "storage_dollars_per_month": self.storage_dollars_per_month,
+            "cheapest_mode": self.cheapest_mode()[0],
             "warnings": list(self.warnings),
         }
 
@@ -229,8 +284,31 @@ def _idle_receives_per_second(rate: float) -> float:
     return IDLE_POLLERS / MAX_SQS_WAIT_SECONDS if rate > 0 else 0.0
 
 
+def emf_designs(inputs: PlanInputs, round_samples: float) -> tuple[DesignRates, DesignRates]:
+    """Log bytes per second of EMF one document per request, and of metricbatch's emf mode (rounds of
+    ``round_samples`` per producer: a document per series seen and 100 samples, each sample a value)."""
+    rate = inputs.rate
+    per_request = DesignRates(
+        "emf-per-request",
+        put_metric_data_per_second=0.0,
+        log_bytes_per_second=log_bytes(rate * EMF_PER_REQUEST_DOCUMENT_BYTES, rate),
+    )
+    series_seen = min(float(inputs.series), round_samples)
+    per_series = round_samples / series_seen
+    documents = series_seen * math.ceil(per_series / MAX_EMF_VALUES_PER_METRIC)
+    rounds_per_second = rate / round_samples
+    round_bytes = documents * EMF_DOCUMENT_BYTES + round_samples * EMF_VALUE_BYTES
+    aggregated = DesignRates(
+        "emf-aggregated",
+        put_metric_data_per_second=0.0,
+        log_bytes_per_second=rounds_per_second * log_bytes(round_bytes, documents),
+    )
+    return per_request, aggregated
+
+
 def plan(inputs: PlanInputs) -> Plan:
-    """Messages, invocations, concurrency, PutMetricData TPS and monthly dollars of designs 1-4 for a workload."""
+    """Messages, invocations, concurrency, PutMetricData TPS and monthly dollars of designs 1-4 and the two EMF
+    designs (5 one document per request, 6 metricbatch's emf mode) for a workload."""
     rate, warnings = inputs.rate, []
     if inputs.batch_size > 10 and inputs.window_seconds < 1:
         warnings.append(
@@ -312,6 +390,7 @@ def plan(inputs: PlanInputs) -> Plan:
         DesignRates("old-batcher-20", put_metric_data_per_second=rate / OLD_BATCHER_DATUMS_PER_CALL),
         naive,
         ours,
+        *emf_designs(inputs, round_samples),
     )
     for design in designs:
         if design.over_tps_quota:

@@ -83,6 +83,14 @@ MAX_EMF_DIMENSIONS: Final = 30
 # "subject to the same limits as standard CloudWatch Logs events": 256 KB in the spec's older text, 1 MB since the
 # log event limit was raised; the stricter figure keeps every document one event wherever it lands.
 MAX_EMF_DOCUMENT_BYTES: Final = 256 * 1024
+# The specification's JSON schema: DimensionReference (a key in a DimensionSet) is a string of 1 to 250 characters,
+# 5 fewer than PutMetricData's Dimension.Name allows (aws-embedded-metrics 3.x: MAX_DIMENSION_NAME_LENGTH = 250).
+MAX_EMF_DIMENSION_KEY_LENGTH: Final = 250
+
+# --- CloudWatch Logs (API Reference, PutLogEvents; pricing page, "Logs") -------------------------------------------
+# PutLogEvents: "the sum of all event messages in UTF-8, plus 26 bytes for each log event" counts toward a batch;
+# ingestion is metered the same way, so every EMF document costs its bytes plus 26.
+LOG_EVENT_OVERHEAD_BYTES: Final = 26
 
 # --- SQS ----------------------------------------------------------------------------------------------------------
 # Maximum message size 1 MiB (raised from 256 KiB in 2025-08); SendMessageBatch: 10 entries, 1 MiB in total.
@@ -116,3 +124,7 @@ PRICE_LAMBDA_PER_REQUEST: Final = 0.20 / 1_000_000  # $0.20 per million requests
 PRICE_LAMBDA_PER_GB_SECOND_ARM64: Final = 0.0000133334
 PRICE_LAMBDA_PER_GB_SECOND_X86: Final = 0.0000166667
 PRICE_CUSTOM_METRIC_MONTH: Final = 0.30  # first 10k metrics; batching does not change it
+PRICE_LOGS_INGESTION_PER_GB: Final = 0.50  # CloudWatch Logs standard class, data ingestion (EMF is billed as logs)
+# A GB of ingested log data, taken as 2^30 bytes: of the two readings the one that makes EMF cheaper (10^9 adds 7%),
+# so no comparison here flatters metricbatch.
+LOGS_BYTES_PER_GB: Final = 1024**3

@@ -10,11 +10,13 @@ from metricbatch.cli import arguments
 from metricbatch.costs import PlanInputs, plan
 from metricbatch.deploy import settings_for
 from metricbatch.limits import (
+    LOG_EVENT_OVERHEAD_BYTES,
     MAX_BATCHING_WINDOW_SECONDS,
     MAX_LAMBDA_MEMORY_MB,
     MAX_SQS_BATCH_SIZE,
     MIN_LAMBDA_MEMORY_MB,
     PRICE_CUSTOM_METRIC_MONTH,
+    PRICE_LOGS_INGESTION_PER_GB,
     PUT_METRIC_DATA_TPS_QUOTA,
 )
 
@@ -23,6 +25,8 @@ _DESIGN_LABELS = {
     "old-batcher-20": "2 old batcher (20 per call)",
     "naive-queue": "3 naive queue (1 metric/message)",
     "metricbatch": "4 metricbatch",
+    "emf-per-request": "5 EMF, a document per request",
+    "emf-aggregated": "6 EMF aggregated (emf mode)",
 }
 
 
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     for design in result.designs:
         flag = "  over quota!" if design.over_tps_quota else ""
+        if design.log_bytes_per_second:
+            flag += f"  {design.log_gb_per_month:,.2f} log GB/month"
         lines.append(
             f"{_DESIGN_LABELS[design.design]:<36}{design.put_metric_data_per_second:>16,.2f}"
             f"{design.monthly.dollars:>14,.2f}{flag}"
@@ -100,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
         "",
         f"custom-metric storage: {args.series:,} series x ${PRICE_CUSTOM_METRIC_MONTH:.2f} = "
         f"${result.storage_dollars_per_month:,.2f}/month for every design (batching does not change it)",
-        "month = 730 h; SQS billed per 64 KiB chunk incl. idle long polls; Lambda arm64.",
+        "month = 730 h; SQS billed per 64 KiB chunk incl. idle long polls; Lambda arm64; EMF = CloudWatch Logs "
+        f"ingestion at ${PRICE_LOGS_INGESTION_PER_GB:.2f}/GB incl. {LOG_EVENT_OVERHEAD_BYTES} B per log event.",
     ]
+    mode, why = result.cheapest_mode()
+    lines.append(f"cheapest mode for this workload: {mode} — {why}")
     lines += [f"WARNING: {w}" for w in result.warnings]
     print("\n".join(lines))
     return 0

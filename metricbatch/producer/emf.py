@@ -20,9 +20,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from metricbatch.limits import MAX_EMF_DOCUMENT_BYTES, MAX_EMF_METRICS_PER_DIRECTIVE, MAX_EMF_VALUES_PER_METRIC
+from metricbatch.exceptions import InvalidMetricError
+from metricbatch.limits import (
+    MAX_EMF_DIMENSION_KEY_LENGTH,
+    MAX_EMF_DOCUMENT_BYTES,
+    MAX_EMF_METRICS_PER_DIRECTIVE,
+    MAX_EMF_VALUES_PER_METRIC,
+)
 from metricbatch.producer.destinations import Delivery
 from metricbatch.producer.encoding import WireEntry
+from metricbatch.validation import Series
 
 logger = logging.getLogger(__name__)
 
@@ -57,17 +64,34 @@ class _Document:
         return json.dumps(document, separators=(",", ":"))
 
 
-def _chunks(entry: WireEntry) -> Iterator[WireEntry]:
-    """The entry's samples, one value per occurrence (EMF has no counts), at most 100 per part."""
+def check_emf_series(series: Series) -> None:
+    """Raise InvalidMetricError for what PutMetricData accepts and the EMF schema does not: a dimension key of
+    251-255 characters (DimensionReference allows 250)."""
+    for key, _ in series.dimensions:
+        if len(key) > MAX_EMF_DIMENSION_KEY_LENGTH:
+            raise InvalidMetricError(
+                "emf.dimension_name.length",
+                f"dimension name is {len(key)} characters, more than EMF's {MAX_EMF_DIMENSION_KEY_LENGTH} "
+                f"(DimensionReference; PutMetricData allows 255): {key[:40]!r}...",
+            )
+
+
+def _chunks(entries: list[WireEntry]) -> Iterator[WireEntry]:
+    """The samples of one series' bucket, one value per occurrence (EMF has no counts), at most 100 per part.
+
+    ``entries`` are the wire parts of that bucket (split at 150 distinct values): chunked together, so 350 values
+    make 4 arrays, not 5."""
     samples: list[float] = []
-    for value, count in zip(entry.values, entry.counts, strict=True):
-        for _ in range(count):
-            samples.append(value)
-            if len(samples) == MAX_EMF_VALUES_PER_METRIC:
-                yield WireEntry(entry.series, entry.bucket, samples, [1] * len(samples), len(samples))
-                samples = []
+    first = entries[0]
+    for entry in entries:
+        for value, count in zip(entry.values, entry.counts, strict=True):
+            for _ in range(count):
+                samples.append(value)
+                if len(samples) == MAX_EMF_VALUES_PER_METRIC:
+                    yield WireEntry(first.series, first.bucket, samples, [1] * len(samples), len(samples))
+                    samples = []
     if samples:
-        yield WireEntry(entry.series, entry.bucket, samples, [1] * len(samples), len(samples))
+        yield WireEntry(first.series, first.bucket, samples, [1] * len(samples), len(samples))
 
 
 def unfit_for_emf(entry: WireEntry) -> str:
@@ -117,15 +141,17 @@ def documents_of(entries: list[WireEntry]) -> tuple[list[_Document], list[WireEn
     groups: dict[tuple[str, tuple[tuple[str, str], ...], float], _Group] = {}
     unfit: list[WireEntry] = []
     reason = ""
+    buckets: dict[tuple[Series, float], list[WireEntry]] = {}  # a series' bucket may come as several wire parts
     for entry in entries:
         why = unfit_for_emf(entry)
         if why:
             unfit.append(entry)
             reason = why
             continue
-        key = entry.series.key
-        group = groups.setdefault((key.namespace, key.dimensions, entry.bucket), _Group())
-        for part in _chunks(entry):
+        buckets.setdefault((entry.series.key, entry.bucket), []).append(entry)
+    for (key, bucket), parts in buckets.items():
+        group = groups.setdefault((key.namespace, key.dimensions, bucket), _Group())
+        for part in _chunks(parts):
             group.place(part)
     return [document for group in groups.values() for document in group.documents], unfit, reason
 

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from metricbatch.producer import lifecycle
 from metricbatch.producer.clients import ClientFactory
-from metricbatch.producer.config import ProducerConfig
+from metricbatch.producer.config import EMF, ProducerConfig
+from metricbatch.producer.emf import check_emf_series
 from metricbatch.producer.modes import build_recorder
 from metricbatch.producer.series import BufferedSeries, SeriesHandle, validate_series
 
@@ -141,6 +142,8 @@ class MetricProducer:
     ) -> BufferedSeries:
         try:
             series = validate_series(namespace, name, unit, resolution, dimensions)
+            if self.config.mode == EMF:
+                check_emf_series(series.key)
         except ValueError:
             self._recorder.count({"invalid": 1})
             raise

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import CLI, child_env, read_local_exports, start_local
+from jsonschema import Draft7Validator
 
 from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline
 from metricbatch.wire import ATTR_RULE
@@ -99,6 +100,8 @@ def test_send_mode_emf_prints_one_emf_line_and_needs_no_queue() -> None:
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     document = json.loads(line)
+    schema = json.loads((Path(__file__).parents[1] / "vectors" / "emf" / "schema.json").read_text())
+    assert [e.message for e in Draft7Validator(schema).iter_errors(document)] == []  # the official EMF schema
     assert (document["Hits"], document["Host"]) == (2.0, "a")
     assert document["_aws"]["CloudWatchMetrics"] == [
         {"Namespace": "Shop", "Dimensions": [["Host"]], "Metrics": [{"Name": "Hits", "Unit": "Count"}]}

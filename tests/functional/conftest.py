@@ -6,15 +6,39 @@ namespaces and starts with no faults, an empty ledger, an empty queue and an emp
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from functional_support import discard_all, take_dlq
+from jsonschema import Draft7Validator
 
 from metricbatch.emulator.embedded import EmbeddedAws
+from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.stack import LocalPipeline
+
+# The official EMF JSON schema (tests/vectors/emf/SOURCE.md): every document extracted here must pass it.
+EMF_SCHEMA = Draft7Validator(json.loads((Path(__file__).parents[1] / "vectors" / "emf" / "schema.json").read_text()))
+_invalid_emf: list[str] = []
+_extract = EmfExtractor.__call__
+
+
+def _validated_extract(self: EmfExtractor, document: dict[str, Any]) -> None:
+    errors = EMF_SCHEMA.iter_errors(document)
+    _invalid_emf.extend(f"{error.message[:200]} in {json.dumps(document)[:300]}" for error in errors)
+    _extract(self, document)
+
+
+@pytest.fixture(autouse=True)
+def emf_documents_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every EMF document a test writes (the producer's emf mode, the batcher's self-metrics) is schema-valid."""
+    monkeypatch.setattr(EmfExtractor, "__call__", _validated_extract)
+    _invalid_emf.clear()
+    yield
+    assert _invalid_emf == [], f"{len(_invalid_emf)} EMF documents fail the official schema: {_invalid_emf[:3]}"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
+from metricbatch.costs import (
+    DesignCost,
+    direct_cost,
+    floor_put_metric_data_calls,
+    gb_seconds,
+    log_bytes,
+    old_batcher_cost,
+    per_million,
+)
 
 
 def test_one_million_direct_calls_cost_ten_dollars() -> None:
@@ -50,3 +58,18 @@ def test_as_dict_includes_the_total() -> None:
     assert data["design"] == "direct"
     assert data["put_metric_data_calls"] == 2000
     assert data["dollars"] == pytest.approx(0.02)
+
+
+def test_log_ingestion_counts_26_bytes_per_event_at_50_cents_per_gb() -> None:
+    # 1,000,000 documents of 246 B: 246 MB of messages + 26 MB of event overhead = 272,000,000 B
+    assert log_bytes(246_000_000, 1_000_000) == 272_000_000
+    cost = DesignCost("emf-per-request", put_metric_data_calls=0, log_bytes=272_000_000)
+    assert cost.logs_dollars == pytest.approx(272_000_000 / 2**30 * 0.50)  # $0.1267: ~$0.13 per million metrics
+    assert cost.dollars == cost.logs_dollars
+    assert cost.scaled(2).log_bytes == 544_000_000 and cost.as_dict()["log_bytes"] == 272_000_000
+
+
+def test_the_floor_is_one_put_metric_data_per_1000_series_minutes() -> None:
+    assert floor_put_metric_data_calls(100) == pytest.approx(0.1)
+    assert floor_put_metric_data_calls(5_000) == pytest.approx(5.0)
+    assert DesignCost("floor", put_metric_data_calls=floor_put_metric_data_calls(5_000)).dollars == pytest.approx(5e-5)

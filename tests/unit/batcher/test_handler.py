@@ -25,6 +25,7 @@ from metricbatch.batcher.self_metrics import (
 )
 
 from ..fakes import FakeCloudWatch, FakeSqs, throttling
+from ..producer.emf_spec import schema_errors
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -133,7 +134,9 @@ def _body(*values: float) -> str:
 
 
 def _emf_lines(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+    documents = [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+    assert [schema_errors(document) for document in documents] == [[]] * len(documents)  # the official schema
+    return documents
 
 
 @pytest.fixture

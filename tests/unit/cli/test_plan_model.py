@@ -150,3 +150,45 @@ def test_plan_command_table_warns(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "WARNING: direct" in out
     assert "batching does not change it" in out
+
+
+def test_emf_designs_against_hand_worked_figures() -> None:
+    # GIVEN 5,000 metrics/s over 100 series from one producer (a round every 5 s of 25,000 samples)
+    result = plan(PlanInputs(rate=5000, series=100))
+    # THEN one document per request: 5,000 documents/s x (246 B + 26 B of event overhead) = 1,360,000 B/s
+    per_request = result.design("emf-per-request")
+    assert per_request.log_bytes_per_second == pytest.approx(1_360_000)
+    assert per_request.log_gb_per_month == pytest.approx(1_360_000 * MONTH / 2**30)  # 3,328.6 GB
+    assert per_request.monthly.dollars == pytest.approx(1_360_000 * MONTH / 2**30 * 0.50)  # $1,664.31
+    # AND emf mode: per round 100 series x ceil(250 samples / 100) = 300 documents; 300 x (235 + 26) B + 25,000
+    # values x 7 B = 253,300 B; 0.2 rounds/s = 50,660 B/s
+    aggregated = result.design("emf-aggregated")
+    assert aggregated.log_bytes_per_second == pytest.approx(50_660)
+    assert aggregated.monthly.dollars == pytest.approx(50_660 * MONTH / 2**30 * 0.50)  # $62.00
+    assert aggregated.put_metric_data_per_second == 0 == per_request.monthly.sqs_requests
+    # AND the queue is cheapest here ($5.41/month)
+    assert result.cheapest_mode()[0] == "sqs"
+
+
+def test_emf_mode_is_cheapest_for_a_trickle_and_the_plan_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN 1 metric/s over 10 series: every metric its own round (5 per 5 s round, 5 documents of 1 value)
+    result = plan(PlanInputs(rate=1, series=10))
+    # 5 x (235 + 26) + 5 x 7 = 1,340 B per round, a round per 5 s = 268 B/s; the queue's idle polls cost more
+    assert result.design("emf-aggregated").log_bytes_per_second == pytest.approx(268)
+    assert result.cheapest_mode()[0] == "emf"
+    assert main(["plan", "--rate", "1", "--series", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "5 EMF, a document per request" in out and "6 EMF aggregated (emf mode)" in out
+    assert "log GB/month" in out
+    assert "cheapest mode for this workload: emf" in out and "268.0 log bytes per metric" in out
+    assert main(["plan", "--rate", "5000", "--series", "100"]) == 0
+    assert "cheapest mode for this workload: sqs" in capsys.readouterr().out
+
+
+def test_plan_json_carries_the_emf_designs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--rate", "5000", "--series", "100", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["designs"]["emf-per-request"]["monthly"]["dollars"] == pytest.approx(1_360_000 * MONTH / 2**30 / 2)
+    assert data["designs"]["emf-aggregated"]["log_gb_per_month"] == pytest.approx(50_660 * MONTH / 2**30)
+    assert data["designs"]["metricbatch"]["log_gb_per_month"] == 0
+    assert data["cheapest_mode"] == "sqs"

@@ -2,12 +2,19 @@
 Guide, "Specification: Embedded metric format", and its JSON schema), independently of metricbatch's writer.
 
 ``violations(line)`` lists every rule a log line breaks; an empty list means CloudWatch Logs would extract it.
+It checks the line against the official JSON schema too (vendored in tests/vectors/emf/, see SOURCE.md there).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft7Validator
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "vectors" / "emf" / "schema.json"
+_SCHEMA = Draft7Validator(json.loads(SCHEMA_PATH.read_text()))
 
 # Restated from the specification on purpose (not imported from metricbatch.limits).
 MAX_METRIC_DEFINITIONS = 100  # MetricDirective.Metrics "MUST NOT contain more than 100 MetricDefinition objects"
@@ -32,8 +39,13 @@ def _text(value: Any, max_length: int = 255) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= max_length
 
 
+def schema_errors(document: Any) -> list[str]:
+    """What the official EMF JSON schema finds wrong with one parsed document."""
+    return [f"schema: {'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in _SCHEMA.iter_errors(document)]
+
+
 def violations(line: str) -> list[str]:
-    """Every rule of the specification this log line breaks."""
+    """Every rule of the specification (and of its JSON schema) this log line breaks."""
     if len(line.encode()) > MAX_EVENT_BYTES:
         return [f"document is {len(line.encode())} bytes, more than a log event's {MAX_EVENT_BYTES}"]
 
@@ -58,7 +70,7 @@ def violations(line: str) -> list[str]:
         return [*found, "_aws.CloudWatchMetrics must be a non-empty array of MetricDirective objects"]
     for d, directive in enumerate(directives):
         found.extend(_directive_violations(root, d, directive))
-    return found
+    return found + schema_errors(root)
 
 
 def _directive_violations(root: dict[str, Any], d: int, directive: Any) -> list[str]:

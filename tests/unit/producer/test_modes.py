@@ -298,6 +298,56 @@ def test_emf_cannot_carry_a_metric_named_like_its_dimension_and_counts_the_drop(
     assert any("EMF cannot carry metric 'Host'" in r.getMessage() for r in caplog.records)
 
 
+def test_emf_refuses_a_dimension_key_the_emf_schema_does_not_allow_and_keeps_the_rest() -> None:
+    # GIVEN keys of 250 and 251 characters: PutMetricData takes both (255), the EMF schema only the first
+    stream = io.StringIO()
+    producer = _emf_producer(stream)
+    ok, long = "K" * 250, "L" * 251
+    producer.send_metric("Hits", 1.0, dimensions={ok: "a"})
+    # WHEN the longer one is sent in emf mode THEN the call says which rule, at the edge
+    with pytest.raises(InvalidMetricError) as raised:
+        producer.send_metric("Hits", 2.0, dimensions={long: "b"})
+    assert raised.value.rule == "emf.dimension_name.length" and "250" in str(raised.value)
+    with pytest.raises(InvalidMetricError):
+        producer.series("Hits", dimensions={long: "b"})
+    # AND the valid metric is still written, schema-valid; the refusal is counted as invalid
+    assert producer.flush(timeout=5) is True
+    assert [d["Hits"] for d in map(json.loads, stream.getvalue().splitlines())] == [1.0]
+    assert _emf_samples(stream.getvalue().splitlines())
+    assert producer.stats()["invalid"] == 2
+    producer.close()
+    # AND the queue's modes keep PutMetricData's 255
+    memory = MetricProducer(mode="memory", namespace="Shop/EMF")
+    memory.send_metric("Hits", 2.0, dimensions={long: "b"})
+    memory.close()
+
+
+def test_the_vendored_schema_rejects_what_the_spec_rejects() -> None:
+    # (so validating every document against it can fail)
+    good = {"_aws": {"Timestamp": 1_700_000_000_000, "CloudWatchMetrics": [
+        {"Namespace": "N", "Dimensions": [["K" * 250]], "Metrics": [{"Name": "M", "Unit": "Count"}]}]},
+        "K" * 250: "v", "M": 1.0}  # fmt: skip
+    assert emf_spec.schema_errors(good) == []
+    bad_key = json.loads(json.dumps(good).replace("K" * 250, "K" * 251))
+    bad_unit = json.loads(json.dumps(good).replace('"Count"', '"Counts"'))
+    too_many = json.loads(json.dumps(good).replace(json.dumps(["K" * 250]), json.dumps([f"D{i}" for i in range(31)])))
+    for document in (bad_key, bad_unit, too_many):
+        assert len(emf_spec.schema_errors(document)) == 1
+
+
+def test_emf_350_distinct_values_of_one_series_minute_take_4_documents_not_5() -> None:
+    stream = io.StringIO()
+    producer = _emf_producer(stream)
+    minute = (NOW // 60) * 60 - 120
+    for i in range(350):  # distinct: the wire splits them 150 + 150 + 50 before EMF sees them
+        producer.send_metric("Latency", i + 0.5, unit="Milliseconds", timestamp=minute + 1)
+    assert producer.flush(timeout=5) is True
+    lines = stream.getvalue().splitlines()
+    assert sorted(len(json.loads(line)["Latency"]) for line in lines) == [50, 100, 100, 100]
+    assert sorted(_emf_samples(lines)[("Shop/EMF", "Latency", (), "Milliseconds", 60)]) == [i + 0.5 for i in range(350)]
+    producer.close()
+
+
 def test_emf_writes_to_the_current_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     producer = MetricProducer(mode="emf", namespace="Shop", handle_sigterm=False)
     producer.send_metric("Hits", 3.0, unit="Count")
