@@ -10,12 +10,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metricbatch.batcher.self_metrics import api_calls_saved
 from metricbatch.cli import arguments
 from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
 from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.exceptions import ConfigurationError
+
+DEMO_DASHBOARD = "metricbatch-dashboard.png"
+DEMO_DASHBOARD_WINDOW_SECONDS = 3 * 3600  # the dashboard's 7 days would squeeze a one-minute demo into one pixel
 
 # Realistic service-wrapper metrics: (namespace, metric, unit, dimension name, dimension values, value range)
 WORKLOAD: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, float]], ...] = (
@@ -56,6 +61,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of the simulated workload; the same seed sends the same metrics"
     )
+    parser.add_argument(
+        "--dashboard",
+        type=Path,
+        default=Path(DEMO_DASHBOARD),
+        help=f"where to write the dashboard (default {DEMO_DASHBOARD})",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="do not render the dashboard")
     parser.set_defaults(func=run)
 
 
@@ -91,14 +103,20 @@ def _progress_bar(label: str, done: int, total: int, stream: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_demo(metrics=args.metrics, services=args.services, seed=args.seed, show_progress=True)
+    dashboard = None if args.no_dashboard else args.dashboard
+    report = run_demo(metrics=args.metrics, services=args.services, seed=args.seed, show_progress=True,
+                      dashboard=dashboard)  # fmt: skip
     print_report(report)
+    if report.get("dashboard"):
+        print(f"dashboard: {report['dashboard']}")
     if args.json:
         print(json.dumps(report, sort_keys=True))
     return 0 if report["metrics_lost"] == 0 else 1
 
 
-def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool = False) -> dict[str, Any]:
+def run_demo(
+    *, metrics: int, services: int, seed: int = 42, show_progress: bool = False, dashboard: Path | None = None
+) -> dict[str, Any]:
     """Run the pipeline end to end and return the report (the fields of ``demo --json``)."""
     stream = sys.stderr
     started = time.perf_counter()
@@ -151,6 +169,7 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         stats = [p.stats() for p in producers]
         dlq_messages = pipeline.dlq_depth()
         queue_remaining = pipeline.queue_depth()
+        dashboard_path = _render_dashboard(pipeline, dashboard, stream) if dashboard else None
     calls = ledger["calls"]
     put_calls = calls.get("cloudwatch:PutMetricData", 0)
     sqs_sends = calls.get("sqs:SendMessageBatch", 0) + calls.get("sqs:SendMessage", 0)
@@ -193,7 +212,23 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         "dollars_per_million_metrics": {d.design: per_million(d, metrics).dollars for d in designs},
         "handler_seconds": round(poller.handler_seconds, 3),
         "elapsed_seconds": round(time.perf_counter() - started, 2),
+        "dashboard": dashboard_path,
     }
+
+
+def _render_dashboard(pipeline: LocalPipeline, out: Path, stream: Any) -> str | None:
+    """The synthesized dashboard of the pipeline's environment, from its CloudWatch, over the last hours."""
+    try:
+        from metricbatch.dashboard import render_for_pipeline
+
+        return str(render_for_pipeline(pipeline, out, window_seconds=DEMO_DASHBOARD_WINDOW_SECONDS).path.resolve())
+    except ImportError:
+        from metricbatch.dashboard.render import MATPLOTLIB_MISSING
+
+        stream.write(f"{MATPLOTLIB_MISSING}\n")
+    except ConfigurationError as exc:
+        stream.write(f"dashboard not rendered: {exc}\n")
+    return None
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_ASSEMBLY_ROOT = Path("cdk.out")
 SYNTH_TIMEOUT_SECONDS = 180
 
-__all__ = ["LocalNames", "RenderedDashboard", "assembly_for", "render_dashboard"]
+__all__ = ["LocalNames", "RenderedDashboard", "assembly_for", "render_dashboard", "render_for_pipeline"]
 
 
 @dataclass
@@ -48,6 +49,8 @@ def assembly_for(env: str, root: Path = DEFAULT_ASSEMBLY_ROOT, *, synth_if_missi
     if synth_if_missing and Path("cdk.json").is_file() and shutil.which("npx"):
         logger.warning("synthesizing %s (npx cdk synth -c env=%s)", assembly, env)
         environ = {**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true"}
+        # cdk.json runs `python3 app.py`: this interpreter's python3 (the one with aws-cdk-lib) comes first
+        environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
         done = subprocess.run(
             ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-c", f"env={env}", "-o", str(assembly)],
             env=environ,
@@ -98,3 +101,17 @@ def render_dashboard(
 
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+def render_for_pipeline(pipeline: Any, out: Path, *, window_seconds: int | None = None) -> RenderedDashboard:
+    """Render the dashboard of the local pipeline's environment (its settings' name) from its CloudWatch."""
+    end = (int(time.time()) // 60 + 1) * 60
+    start = end - window_seconds if window_seconds else None
+    return render_dashboard(
+        pipeline.cloudwatch,
+        assembly=assembly_for(pipeline.settings.name),
+        names=pipeline.dashboard_names(),
+        out=out,
+        start=start,
+        end=end,
+    )

@@ -40,6 +40,7 @@ class EvaluatedRow:
     period: int
     visible: bool
     y_axis: str
+    start: float  # the first period's start (aligned to the period)
     timestamps: list[datetime] = field(default_factory=list)
     values: Series | None = None
     unavailable: str | None = None  # why no value can be computed locally (never shown as zero)
@@ -124,6 +125,7 @@ def _evaluate_widget(
                 period=period,
                 visible=options.get("visible", True) is not False,
                 y_axis=str(options.get("yAxis", "left")),
+                start=_aligned_start(start, period, whole_range),
             )
         )
     by_id = {row.id: row for row in evaluated.rows}
@@ -149,6 +151,11 @@ def _empty_inputs(row: EvaluatedRow, by_id: dict[str, EvaluatedRow], seen: set[s
     return found
 
 
+def _aligned_start(start: float, period: int, whole_range: bool) -> float:
+    """Periods start on multiples of the period (CloudWatch aligns them to the clock), unless one spans the range."""
+    return start if whole_range else math.floor(start / period) * period
+
+
 def _grid(start: float, end: float, period: int) -> list[datetime]:
     points = max(1, math.ceil((end - start) / period))
     return [datetime.fromtimestamp(start + i * period, tz=UTC) for i in range(points)]
@@ -159,9 +166,9 @@ def _compute(
 ) -> None:
     if row.values is not None or row.unavailable is not None:
         return
-    row.timestamps = _grid(start, end, row.period)
+    row.timestamps = _grid(row.start, end, row.period)
     if row.expression is None:
-        _fetch(row, cloudwatch, start, end)
+        _fetch(row, cloudwatch, row.start, end)
         return
     if row.id in stack:
         row.unavailable = f"expression {row.id!r} refers to itself through {' -> '.join(stack)}"

@@ -24,6 +24,7 @@ GRID_COLUMNS = 24  # CloudWatch dashboards are 24 units wide
 INCHES_PER_COLUMN = 0.75
 INCHES_PER_ROW = 0.62
 DPI = 110
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MATPLOTLIB_MISSING = "metricbatch dashboard needs matplotlib: pip install 'metricbatch[local]'"
 
 
@@ -32,7 +33,7 @@ def format_value(value: float | None, *, full_precision: bool = False) -> str:
     if value is None:
         return "\u2014"
     if full_precision:
-        return f"{value:,.6f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:,.0f}"
+        return f"{value:,.10f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:,.0f}"
     magnitude = abs(value)
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if magnitude >= size:
@@ -46,6 +47,11 @@ def _markdown_text(markdown: str, width: int) -> str:
         line = re.sub(r"^#+\s*", "", raw).replace("`", "")
         lines.extend(textwrap.wrap(line, width) or [""])
     return "\n".join(lines)
+
+
+def _fit(title: str, width: int) -> str:
+    """A title shortened to its widget's width (about 9 characters per grid column at this size)."""
+    return textwrap.shorten(title, max(12, int(width * 9)), placeholder="...")
 
 
 def _row_label(row: EvaluatedRow) -> str:
@@ -87,17 +93,26 @@ def _draw_time_series(ax: Any, widget: EvaluatedWidget, window: tuple[datetime, 
     right = ax.twinx() if right_rows else None
     y_axis = widget.properties.get("yAxis", {})
     handles = []
+    colors = iter(PALETTE * 4)  # one cycle over both axes: a right-axis line never repeats a left-axis colour
+    drawn = 0
     for row in widget.rows:
         if not row.visible:
             continue
         target = right if (row.y_axis == "right" and right is not None) else ax
+        color = next(colors)
         label = _row_label(row).replace("$", r"\$")  # a legend is mathtext: a lone $ is a dollar sign
         if row.values is None or np.all(np.isnan(row.values)):
             notes.append(label)
-            (handle,) = target.plot([], [], label=label)
+            (handle,) = target.plot([], [], label=label, color=color)
         else:
-            (handle,) = target.plot(row.timestamps, row.values, marker="o", markersize=3, linewidth=1.2, label=label)
+            drawn += 1
+            (handle,) = target.plot(
+                row.timestamps, row.values, marker="o", markersize=3, linewidth=1.2, label=label, color=color
+            )
         handles.append(handle)
+    if not drawn:
+        ax.text(0.5, 0.5, "no data in the local CloudWatch", ha="center", va="center", color="#777777",
+                fontsize=9, transform=ax.transAxes)  # fmt: skip
     for annotation in widget.properties.get("annotations", {}).get("horizontal", []):
         if "value" in annotation:
             ax.axhline(float(annotation["value"]), color="#d62728", linestyle="--", linewidth=1)
@@ -152,7 +167,7 @@ def render_png(widgets: list[EvaluatedWidget], path: Path, *, title: str, start:
         frame.set_yticks([])
         frame.set_facecolor("white")
         if widget.title:
-            frame.set_title(widget.title, fontsize=9, loc="left", weight="bold", parse_math=False)
+            frame.set_title(_fit(widget.title, widget.width), fontsize=9, loc="left", weight="bold", parse_math=False)
         if widget.type == "text":
             _draw_text(frame, widget)
         elif widget.view == "singleValue":
@@ -162,7 +177,7 @@ def render_png(widgets: list[EvaluatedWidget], path: Path, *, title: str, start:
             graph_height = height - 0.3 / fig_height
             ax = fig.add_axes((left + 0.55 / fig_width, bottom + 0.35 / fig_height, width - 1.15 / fig_width,
                                graph_height - 0.35 / fig_height))  # fmt: skip
-            ax.set_title(widget.title, fontsize=9, loc="left", weight="bold", parse_math=False)
+            ax.set_title(_fit(widget.title, widget.width), fontsize=9, loc="left", weight="bold", parse_math=False)
             _draw_time_series(ax, widget, (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor=fig.get_facecolor())

@@ -63,7 +63,8 @@ def emf_documents(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         except ValueError:
             logger.warning("an EMF-looking line is not JSON: %.80s", text)
             continue
-        if isinstance(document, dict) and isinstance(document.get("_aws", {}).get("CloudWatchMetrics"), list):
+        meta = document.get("_aws") if isinstance(document, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("CloudWatchMetrics"), list):
             yield document
 
 
