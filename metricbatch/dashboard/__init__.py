@@ -44,9 +44,11 @@ class RenderedDashboard:
 def assembly_for(env: str, root: Path = DEFAULT_ASSEMBLY_ROOT, *, synth_if_missing: bool = True) -> Path:
     """``cdk.out/<env>``; synthesized with the project's CDK app when it is missing and ``cdk.json`` is here."""
     assembly = root / env
-    if any(assembly.glob("*.template.json")):
+    templates = list(assembly.glob("*.template.json"))
+    in_project = Path("cdk.json").is_file()
+    if templates and not (in_project and _older_than_sources(templates)):
         return assembly
-    if synth_if_missing and Path("cdk.json").is_file() and shutil.which("npx"):
+    if synth_if_missing and in_project and shutil.which("npx"):
         logger.warning("synthesizing %s (npx cdk synth -c env=%s)", assembly, env)
         environ = {**os.environ, "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true"}
         # cdk.json runs `python3 app.py`: this interpreter's python3 (the one with aws-cdk-lib) comes first
@@ -65,6 +67,13 @@ def assembly_for(env: str, root: Path = DEFAULT_ASSEMBLY_ROOT, *, synth_if_missi
     raise ConfigurationError(
         f"no synthesized template in {assembly}: run `make synth` (or `npx cdk synth -c env={env} -o {assembly}`)"
     )
+
+
+def _older_than_sources(templates: list[Path]) -> bool:
+    """True when the app's sources changed after the synth (a stale assembly would show an old dashboard)."""
+    sources = [Path("app.py"), Path("cdk.json"), *Path("infra").rglob("*.py"), Path("metricbatch/deploy.py")]
+    newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
+    return min(t.stat().st_mtime for t in templates) < newest
 
 
 def render_dashboard(

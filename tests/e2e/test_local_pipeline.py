@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -66,10 +67,11 @@ def _send_bodies(pipeline: LocalPipeline, bodies: list[str]) -> None:
         )
 
 
-def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
+def test_demo_cli_reports_zero_loss_and_at_most_100_calls(tmp_path: Path) -> None:
     # GIVEN a fresh process WHEN the README's demo runs with --json
+    dashboard = tmp_path / "dashboard.png"
     result = subprocess.run(
-        [*CLI, "demo", "--metrics", "20000", "--json"],
+        [*CLI, "demo", "--metrics", "20000", "--json", "--dashboard", str(dashboard)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -98,6 +100,10 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
     assert report["series_exact"] == report["series"]
     assert report["invalid_requests"] == 0
     assert "savings report" in result.stdout
+    # AND it ended by rendering the synthesized dashboard and saying where
+    assert f"dashboard: {dashboard}" in result.stdout
+    assert report["dashboard"] == str(dashboard)
+    assert dashboard.read_bytes().startswith(b"\x89PNG")
 
 
 def test_poller_builds_lambda_records_and_honours_batch_size(pipeline: LocalPipeline) -> None:
