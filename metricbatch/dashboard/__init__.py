@@ -113,7 +113,9 @@ def _iso(epoch: float) -> str:
 
 
 def render_for_pipeline(pipeline: Any, out: Path, *, window_seconds: int | None = None) -> RenderedDashboard:
-    """Render the dashboard of the local pipeline's environment (its settings' name) from its CloudWatch."""
+    """Render the dashboard of the local pipeline's environment (its settings' name) from its CloudWatch, after
+    putting the AWS/SQS counts its gateway has seen."""
+    pipeline.publish_service_metrics()
     end = (int(time.time()) // 60 + 1) * 60
     start = end - window_seconds if window_seconds else None
     return render_dashboard(

@@ -84,6 +84,7 @@ class LocalPipeline:
 
         emf_client = self.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
         self.lambda_metrics = LambdaServiceMetrics(emf_client, self.poller_config.function_name)
+        self._emf_client = emf_client
         self._poller = SqsEventSourcePoller(
             self.sqs,
             self.queues.queue_url,
@@ -210,6 +211,12 @@ class LocalPipeline:
             params["Unit"] = unit
         points = self.cloudwatch.get_metric_statistics(**params)["Datapoints"]
         return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
+
+    def publish_service_metrics(self) -> int:
+        """Put the AWS/SQS message counts the gateway has seen since the last call into CloudWatch (AWS does it
+        every minute); the number of datums. AWS/Lambda metrics are put at each invocation."""
+        assert self.aws.gateway is not None, "call start() first"
+        return self.aws.gateway.sqs_metrics.flush(self._emf_client)
 
     def dashboard_names(self) -> LocalNames:
         """What the deployed dashboard's queue, DLQ, function and service are called in this pipeline."""

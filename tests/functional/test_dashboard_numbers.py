@@ -3,8 +3,9 @@
 
 One module pipeline runs a known workload through the real handler: a CloudWatch outage (every PutMetricData call
 of a stretch fails, so the batcher retries and re-queues), a message delivered twice in one batch, and one
-redelivered to another sandbox (the documented at-least-once edge: published twice). AWS/SQS metrics are not
-emulated: known values are put for the queue and the dead-letter queue, as AWS would publish them.
+redelivered to another sandbox (the documented at-least-once edge: published twice), and a message with an invalid
+metric set aside to the DLQ. AWS/SQS and AWS/Lambda metrics are the emulator's (counted from the requests served,
+and per invocation).
 """
 
 from __future__ import annotations
@@ -26,16 +27,12 @@ from metricbatch.batcher import handler as batcher_lambda
 from metricbatch.cli import main
 from metricbatch.cli.savings import SavingsReport, collect
 from metricbatch.dashboard import RenderedDashboard, render_dashboard
-from metricbatch.emulator.gateway import EMF_AGENT_MARK, Fault
+from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 
 PIPELINE_OPTIONS = {"batch_size": 20}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METRICS = 1_200
-# AWS/SQS as AWS would report the window: messages sent, received, deleted, empty receives; the DLQ's sends
-SQS_QUEUE = {"NumberOfMessagesSent": 410.0, "NumberOfMessagesReceived": 450.0, "NumberOfMessagesDeleted": 410.0,
-             "NumberOfEmptyReceives": 1_300.0}  # fmt: skip
-SQS_DLQ_SENT = 250.0
 WINDOW_SECONDS = 3 * 3600
 TOTALS, DOLLARS = "Over the selected time range", "Dollars over the selected time range"
 TREND, DOLLAR_TREND = "Metrics in, PutMetricData calls out (per hour)", "Dollars per hour: saved, pipeline cost, net"
@@ -49,6 +46,8 @@ class Run:
     outage_faults: int
     requeued: float
     duplicates_skipped: float
+    set_aside: float
+    dlq_sent: float
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +104,15 @@ def run(pipeline: LocalPipeline, assembly: Path, tmp_path_factory: pytest.TempPa
         assert pipeline.poller.invoke([first]) == {"batchItemFailures": []}
     finally:
         batcher_lambda.new_sandbox(original)
-    # AND the AWS/SQS metrics AWS would publish for the queue and the DLQ
+    # AND a message with one invalid metric: the batcher sends it to the DLQ (a billed SQS request) and publishes
+    # the valid one
+    bad = {"namespace": namespace, "name": "Orders", "value": 1, "unit": "Parsecs", "timestamp": time.time()}
+    good = {"namespace": namespace, "name": "Orders", "value": 2, "unit": "Count", "timestamp": time.time()}
+    pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=json.dumps({"v": 1, "metrics": [bad, good]}))
+    pipeline.poller.drain(timeout=30, window_seconds=0.2)
+    # AND the AWS/SQS message counts the gateway saw, put as AWS publishes them
+    assert pipeline.publish_service_metrics() > 0
     names = pipeline.dashboard_names()
-    aws_metrics = pipeline.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
-    sqs_data = [(names.queue_name, name, value) for name, value in SQS_QUEUE.items()]
-    sqs_data.append((names.dlq_name, "NumberOfMessagesSent", SQS_DLQ_SENT))
-    for queue_name, name, value in sqs_data:
-        dimensions = [{"Name": "QueueName", "Value": queue_name}]
-        aws_metrics.put_metric_data(
-            Namespace="AWS/SQS", MetricData=[{"MetricName": name, "Dimensions": dimensions, "Value": value}]
-        )
 
     # WHEN the dashboard is rendered and `metricbatch savings` reads the same window
     now = time.time()
@@ -134,6 +132,8 @@ def run(pipeline: LocalPipeline, assembly: Path, tmp_path_factory: pytest.TempPa
         outage_faults=pipeline.aws.faults.injected["cloudwatch:PutMetricData"],
         requeued=_self_metric(pipeline, "MessagesRequeued"),
         duplicates_skipped=_self_metric(pipeline, "DuplicateMessagesSkipped"),
+        set_aside=_self_metric(pipeline, "MessagesSetAside"),
+        dlq_sent=pipeline.read_series("AWS/SQS", "NumberOfMessagesSent", {"QueueName": names.dlq_name})[0],
     )
 
 
@@ -155,6 +155,7 @@ def test_the_workload_really_had_an_outage_a_requeue_and_a_duplicate(run: Run) -
     assert run.outage_faults == 12
     assert run.requeued >= 1  # the outage outlasted an invocation's retries: data went back to the queue
     assert run.duplicates_skipped == 1
+    assert run.set_aside == 1 and run.dlq_sent == 1  # the batcher's own send to the DLQ, counted by AWS/SQS
 
 
 def test_savings_totals_widget_equals_metricbatch_savings(run: Run) -> None:
@@ -164,8 +165,8 @@ def test_savings_totals_widget_equals_metricbatch_savings(run: Run) -> None:
     assert _value(run, TOTALS, "API calls saved") == s.api_calls_saved
     assert _value(run, TOTALS, "API calls saved (%)") == pytest.approx(100 * s.api_calls_saved / s.metrics_published)
     # AND those are what happened: every metric published once, the cross-sandbox redelivery twice (5 + 5 counted
-    # as 2 samples), the calls the gateway answered with success
-    assert s.metrics_published == METRICS + 2
+    # as 2 samples), the valid metric of the mixed message, the calls the gateway answered with success
+    assert s.metrics_published == METRICS + 2 + 1
     assert s.put_metric_data_calls == run.successful_put_calls
 
 
@@ -174,9 +175,9 @@ def test_dollars_widget_equals_metricbatch_savings(run: Run) -> None:
     assert _value(run, DOLLARS, "Saved on PutMetricData ($)") == pytest.approx(s.gross_saving, rel=1e-9)
     assert _value(run, DOLLARS, "Pipeline cost ($)") == pytest.approx(s.pipeline_cost, rel=1e-9)
     assert _value(run, DOLLARS, "Net saving ($)") == pytest.approx(s.net_saving, rel=1e-9)
-    # AND the pipeline cost holds every billed SQS request the dashboard counts: the DLQ's sends too
-    assert s.sqs_requests == sum(SQS_QUEUE.values()) + SQS_DLQ_SENT
-    assert s.lambda_invocations >= 3 and s.lambda_duration_ms > 0
+    # AND the pipeline cost holds every SQS request the dashboard counts: the batcher's send to the DLQ too
+    assert s.sqs_requests >= METRICS / 10 + run.dlq_sent
+    assert s.lambda_invocations >= 4 and s.lambda_duration_ms > 0
 
 
 def test_hourly_trends_add_up_to_the_totals(run: Run) -> None:
@@ -194,6 +195,8 @@ def test_every_widget_of_the_body_is_rendered_and_only_p99_is_unavailable(run: R
     assert [w.title for w in run.dashboard.widgets] == body_titles
     unavailable = [(w.title, r.label) for w in run.dashboard.widgets for r in w.rows if r.unavailable]
     assert unavailable == [("Batcher duration (ms)", "p99")]
+    # AND the SQS share of the pipeline cost has data: no single value is missing an input
+    assert [r.inputs_without_data for w in run.dashboard.widgets for r in w.rows if r.inputs_without_data] == []
     png = run.dashboard.path.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 50_000
 
@@ -208,7 +211,7 @@ def test_the_cli_renders_html_from_the_local_cloudwatch(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"dashboard written to {out}" in printed
-    assert "Over the selected time range: Metrics published = 1.202k; PutMetricData calls = " in printed
+    assert "Over the selected time range: Metrics published = 1.203k; PutMetricData calls = " in printed
     page = out.read_text()
     assert "data:image/png;base64," in page and "FILL(published, 0) - FILL(calls, 0)" in page
     assert "not available locally: The local CloudWatch (moto) cannot compute p99" in page
