@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from metricbatch.dashboard import LocalNames, assembly_for, render_dashboard
     from metricbatch.dashboard.render import summary_lines
 
+    if args.out is not None and args.out.suffix.lower() not in (".png", ".html"):
+        print(f"metricbatch dashboard: --out must end in .png or .html, got {args.out}", file=sys.stderr)
+        return 2
     session = aws_session(args.region)
     names = LocalNames(
         queue_name=args.queue_name,
