@@ -170,7 +170,7 @@ def run_demo(
         dlq_messages = pipeline.dlq_depth()
         queue_remaining = pipeline.queue_depth()
         elapsed = round(time.perf_counter() - started, 2)  # the pipeline's run, not the picture's rendering
-        dashboard_path = _render_dashboard(pipeline, dashboard, stream) if dashboard else None
+        dashboard_path, dashboard_values = _render_dashboard(pipeline, dashboard, stream) if dashboard else (None, {})
     calls = ledger["calls"]
     put_calls = calls.get("cloudwatch:PutMetricData", 0)
     sqs_sends = calls.get("sqs:SendMessageBatch", 0) + calls.get("sqs:SendMessage", 0)
@@ -214,22 +214,31 @@ def run_demo(
         "handler_seconds": round(poller.handler_seconds, 3),
         "elapsed_seconds": elapsed,
         "dashboard": dashboard_path,
+        # what the picture's single-value widgets show ({title: {label: value}}), to compare with this report
+        "dashboard_values": dashboard_values,
     }
 
 
-def _render_dashboard(pipeline: LocalPipeline, out: Path, stream: Any) -> str | None:
+def _render_dashboard(
+    pipeline: LocalPipeline, out: Path, stream: Any
+) -> tuple[str | None, dict[str, dict[str, float | None]]]:
     """The synthesized dashboard of the pipeline's environment, from its CloudWatch, over the last hours."""
     try:
         from metricbatch.dashboard import render_for_pipeline
 
-        return str(render_for_pipeline(pipeline, out, window_seconds=DEMO_DASHBOARD_WINDOW_SECONDS).path.resolve())
+        rendered = render_for_pipeline(pipeline, out, window_seconds=DEMO_DASHBOARD_WINDOW_SECONDS)
     except ImportError:
         from metricbatch.dashboard.render import MATPLOTLIB_MISSING
 
         stream.write(f"{MATPLOTLIB_MISSING}\n")
+        return None, {}
     except ConfigurationError as exc:
         stream.write(f"dashboard not rendered: {exc}\n")
-    return None
+        return None, {}
+    values = {
+        w.title: {r.label: r.latest for r in w.rows if r.visible} for w in rendered.widgets if w.view == "singleValue"
+    }
+    return str(rendered.path.resolve()), values
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from e2e_support import CLI, child_env, read_local_exports, start_local
 
 from metricbatch.batcher.self_metrics import METRICS_RECEIVED
 from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.limits import PRICE_PUT_METRIC_DATA_PER_REQUEST
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 
@@ -104,6 +105,14 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls(tmp_path: Path) -> Non
     assert f"dashboard: {dashboard}" in result.stdout
     assert report["dashboard"] == str(dashboard)
     assert dashboard.read_bytes().startswith(b"\x89PNG")
+    # AND the picture shows the report's numbers: every metric published once, the calls the gateway counted
+    totals = report["dashboard_values"]["Over the selected time range"]
+    assert totals["Metrics published"] == report["metrics_delivered"]
+    assert totals["PutMetricData calls"] == report["put_metric_data_calls"]
+    assert totals["API calls saved"] == report["api_calls_saved"]
+    dollars = report["dashboard_values"]["Dollars over the selected time range"]
+    saved_dollars = report["api_calls_saved"] * PRICE_PUT_METRIC_DATA_PER_REQUEST
+    assert dollars["Saved on PutMetricData ($)"] == pytest.approx(saved_dollars, rel=1e-9)
 
 
 def test_poller_builds_lambda_records_and_honours_batch_size(pipeline: LocalPipeline) -> None:
