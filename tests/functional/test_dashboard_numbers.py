@@ -32,7 +32,7 @@ from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
 
 PIPELINE_OPTIONS = {"batch_size": 20}
 REPO_ROOT = Path(__file__).resolve().parents[2]
-METRICS = 1_200
+METRICS = 600
 WINDOW_SECONDS = 3 * 3600
 TOTALS, DOLLARS = "Over the selected time range", "Dollars over the selected time range"
 TREND, DOLLAR_TREND = "Metrics in, PutMetricData calls out (per hour)", "Dollars per hour: saved, pipeline cost, net"
@@ -211,7 +211,7 @@ def test_the_cli_renders_html_from_the_local_cloudwatch(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"dashboard written to {out}" in printed
-    assert "Over the selected time range: Metrics published = 1.203k; PutMetricData calls = " in printed
+    assert "Over the selected time range: Metrics published = 603; PutMetricData calls = " in printed
     page = out.read_text()
     assert "data:image/png;base64," in page and "FILL(published, 0) - FILL(calls, 0)" in page
     assert "not available locally: The local CloudWatch (moto) cannot compute p99" in page
