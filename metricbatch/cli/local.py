@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"# AWS CLI v1: aws --endpoint-url {pipeline.aws.endpoint_url} ...", flush=True)
         print("# Ctrl-C stops", flush=True)
         while not stop.wait(args.interval):
+            pipeline.publish_service_metrics()  # AWS/SQS counts, for `metricbatch dashboard` in another shell
             ledger = pipeline.aws.ledger.snapshot()["calls"]
             stats = pipeline.poller.stats
             sys.stderr.write(

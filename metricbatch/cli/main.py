@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "metricbatch.cli.plan",
     "metricbatch.cli.savings",
     "metricbatch.cli.dlq",
+    "metricbatch.cli.dashboard",
 )
 
 

@@ -51,6 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--since", default="7d", help="look-back period, e.g. 7d, 24h, 90m (default 7d)")
     parser.add_argument("--service", help="the self-metrics' service dimension (default metricbatch-<env>)")
     parser.add_argument("--queue-name", help="the pipeline's queue (default: from the stack's outputs)")
+    parser.add_argument("--dlq-name", help="the pipeline's dead-letter queue (default: from the stack's outputs)")
     parser.add_argument("--function-name", help="the batcher function (default: from the stack's resources)")
     parser.add_argument(
         "--memory", type=arguments.memory_mb, help="batcher memory in MB (default: the environment's setting)"
@@ -87,6 +88,7 @@ class SavingsReport:
     queue_name: str | None
     function_name: str | None
     memory_mb: int
+    dlq_name: str | None = None
     metrics_received: float = 0.0
     metrics_published: float = 0.0
     metrics_rejected: float = 0.0
@@ -191,6 +193,13 @@ def resolve_names(cloudformation: Any, env: str) -> tuple[str | None, str | None
     return queue_name, function_name
 
 
+def resolve_dlq_name(cloudformation: Any, env: str) -> str | None:
+    """The dead-letter queue's name, from the stack's DeadLetterQueueUrl output."""
+    outputs = describe_stack(cloudformation, env).get("Outputs", [])
+    url = next((o["OutputValue"] for o in outputs if o["OutputKey"].startswith("DeadLetterQueueUrl")), None)
+    return url.rstrip("/").rsplit("/", 1)[-1] if url else None
+
+
 def collect(
     cloudwatch: Any,
     *,
@@ -198,6 +207,7 @@ def collect(
     period_seconds: int,
     service: str | None = None,
     queue_name: str | None = None,
+    dlq_name: str | None = None,
     function_name: str | None = None,
     memory_mb: int | None = None,
     now: float | None = None,
@@ -213,6 +223,7 @@ def collect(
         queue_name=queue_name,
         function_name=function_name,
         memory_mb=memory_mb or (settings.function_memory_mb if settings else 256),
+        dlq_name=dlq_name,
     )
     namespace = settings.self_metrics_namespace if settings else SELF_METRICS_NAMESPACE
     values = {
@@ -227,6 +238,10 @@ def collect(
         report.missing.append(f"{namespace} self-metrics (service={report.service})")
     if queue_name:
         sqs = [_sum(cloudwatch, "AWS/SQS", name, {"QueueName": queue_name}, start, end) for name in SQS_METRICS]
+        # The batcher's own sends to the DLQ (messages it sets aside) are billed requests; SQS's redrive moves are
+        # not counted in NumberOfMessagesSent (and not billed as sends). The dashboard counts the same.
+        if dlq_name:
+            sqs.append(_sum(cloudwatch, "AWS/SQS", "NumberOfMessagesSent", {"QueueName": dlq_name}, start, end))
         report.sqs_requests = sum(sqs)
         if not any(sqs):
             report.missing.append(f"AWS/SQS metrics of queue {queue_name}")
@@ -250,10 +265,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"metricbatch savings: {exc}", file=sys.stderr)
         return 2
     session = aws_session(args.region)
-    queue_name, function_name = args.queue_name, args.function_name
+    queue_name, function_name, dlq_name = args.queue_name, args.function_name, args.dlq_name
     if (queue_name is None or function_name is None) and args.env in ENVIRONMENTS:
         try:
             found_queue, found_function = resolve_names(session.client("cloudformation"), args.env)
+            dlq_name = dlq_name or resolve_dlq_name(session.client("cloudformation"), args.env)
         except StackNotFoundError as exc:
             print(f"metricbatch savings: {exc}; or name a pipeline deployed otherwise with --queue-name and "
                   "--function-name", file=sys.stderr)  # fmt: skip
@@ -265,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
         period_seconds=period,
         service=args.service,
         queue_name=queue_name,
+        dlq_name=dlq_name,
         function_name=function_name,
         memory_mb=args.memory,
     )

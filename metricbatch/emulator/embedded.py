@@ -114,6 +114,7 @@ class EmbeddedAws:
         if self.gateway is not None:
             self.gateway.ledger.reset()
             self.gateway.faults.clear()
+            self.gateway.sqs_metrics.clear()
 
 
 class PipelineQueues:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -48,3 +50,29 @@ class EmfExtractor:
         self.documents += 1
         for params in emf_to_put_metric_data(document):
             self._cloudwatch.put_metric_data(**params)
+
+
+def emf_documents(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The EMF documents among a function's stdout lines (JSON objects with ``_aws.CloudWatchMetrics``)."""
+    for line in lines:
+        text = line.strip()
+        if not (text.startswith("{") and '"_aws"' in text):
+            continue
+        try:
+            document = json.loads(text)
+        except ValueError:
+            logger.warning("an EMF-looking line is not JSON: %.80s", text)
+            continue
+        meta = document.get("_aws") if isinstance(document, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("CloudWatchMetrics"), list):
+            yield document
+
+
+def publish_emf_lines(cloudwatch: Any, lines: Iterable[str]) -> int:
+    """Put the metrics of every EMF document among ``lines`` into ``cloudwatch``, as CloudWatch Logs extracts
+    them from a Lambda function's log stream; the number of documents. Any source of a function's stdout works:
+    the in-process handler's captured output or a local Lambda runner's."""
+    extractor = EmfExtractor(cloudwatch)
+    for document in emf_documents(lines):
+        extractor(document)
+    return extractor.documents

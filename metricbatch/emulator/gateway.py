@@ -20,6 +20,7 @@ from metricbatch.emulator.local_cloudwatch import (
     fold_values_into_statistic_sets,
     unsupported_statistics_message,
 )
+from metricbatch.emulator.service_metrics import SqsServiceMetrics
 from metricbatch.emulator.strict_cloudwatch import CloudWatchRejection, validate_put_metric_data
 from metricbatch.limits import SQS_BILLING_CHUNK_BYTES
 
@@ -167,6 +168,7 @@ class AwsGateway:
         self.strict = strict
         self.ledger = RequestLedger()
         self.faults = FaultPlan()
+        self.sqs_metrics = SqsServiceMetrics()  # AWS/SQS message counts, put into CloudWatch when flushed
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -192,6 +194,8 @@ class AwsGateway:
         else:
             result = self._serve(operation, body, environ, recording_start_response)
         self.ledger.record(operation, len(body), sum(len(chunk) for chunk in result), status_holder[0])
+        if operation.startswith("sqs:") and status_holder[0] < 400:
+            self.sqs_metrics.observe(operation, body, b"".join(result))
         return result
 
     def _serve(

@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from metricbatch.dashboard.body import LocalNames
 from metricbatch.deploy import PipelineSettings, settings_for
 from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
+from metricbatch.emulator.service_metrics import LambdaServiceMetrics
 from metricbatch.env import MODE, NAMESPACE, QUEUE_URL
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
@@ -81,10 +83,12 @@ class LocalPipeline:
         from metricbatch.batcher.handler import handler  # the same function Lambda runs
 
         emf_client = self.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
+        self.lambda_metrics = LambdaServiceMetrics(emf_client, self.poller_config.function_name)
+        self._emf_client = emf_client
         self._poller = SqsEventSourcePoller(
             self.sqs,
             self.queues.queue_url,
-            handler,
+            self.lambda_metrics.wrap(handler),
             config=self.poller_config,
             region=self.aws.region,
             emf_sink=EmfExtractor(emf_client),
@@ -207,6 +211,23 @@ class LocalPipeline:
             params["Unit"] = unit
         points = self.cloudwatch.get_metric_statistics(**params)["Datapoints"]
         return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
+
+    def publish_service_metrics(self) -> int:
+        """Put the AWS/SQS message counts the gateway has seen since the last call into CloudWatch (AWS does it
+        every minute); the number of datums. AWS/Lambda metrics are put at each invocation."""
+        assert self.aws.gateway is not None, "call start() first"
+        return self.aws.gateway.sqs_metrics.flush(self._emf_client)
+
+    def dashboard_names(self) -> LocalNames:
+        """What the deployed dashboard's queue, DLQ, function and service are called in this pipeline."""
+        assert self.queues is not None, "call start() first"
+        return LocalNames(
+            queue_name=self.queue_name,
+            dlq_name=self.queues.dlq_url.rstrip("/").rsplit("/", 1)[-1],
+            function_name=self.poller_config.function_name,
+            region=self.aws.region,
+            service_name=LOCAL_SERVICE_NAME,
+        )
 
     def env(self) -> dict[str, str]:
         """What a service in another process exports to use this pipeline (``metricbatch local`` prints it)."""

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +18,7 @@ from e2e_support import CLI, child_env, read_local_exports, start_local
 
 from metricbatch.batcher.self_metrics import METRICS_RECEIVED
 from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.limits import PRICE_PUT_METRIC_DATA_PER_REQUEST
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 
@@ -66,10 +68,11 @@ def _send_bodies(pipeline: LocalPipeline, bodies: list[str]) -> None:
         )
 
 
-def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
+def test_demo_cli_reports_zero_loss_and_at_most_100_calls(tmp_path: Path) -> None:
     # GIVEN a fresh process WHEN the README's demo runs with --json
+    dashboard = tmp_path / "dashboard.png"
     result = subprocess.run(
-        [*CLI, "demo", "--metrics", "20000", "--json"],
+        [*CLI, "demo", "--metrics", "20000", "--json", "--dashboard", str(dashboard)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -98,6 +101,18 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls() -> None:
     assert report["series_exact"] == report["series"]
     assert report["invalid_requests"] == 0
     assert "savings report" in result.stdout
+    # AND it ended by rendering the synthesized dashboard and saying where
+    assert f"dashboard: {dashboard}" in result.stdout
+    assert report["dashboard"] == str(dashboard)
+    assert dashboard.read_bytes().startswith(b"\x89PNG")
+    # AND the picture shows the report's numbers: every metric published once, the calls the gateway counted
+    totals = report["dashboard_values"]["Over the selected time range"]
+    assert totals["Metrics published"] == report["metrics_delivered"]
+    assert totals["PutMetricData calls"] == report["put_metric_data_calls"]
+    assert totals["API calls saved"] == report["api_calls_saved"]
+    dollars = report["dashboard_values"]["Dollars over the selected time range"]
+    saved_dollars = report["api_calls_saved"] * PRICE_PUT_METRIC_DATA_PER_REQUEST
+    assert dollars["Saved on PutMetricData ($)"] == pytest.approx(saved_dollars, rel=1e-9)
 
 
 def test_poller_builds_lambda_records_and_honours_batch_size(pipeline: LocalPipeline) -> None:

@@ -15,12 +15,14 @@ PACKAGE = REPO_ROOT / "metricbatch"
 SHARED_CORE = ("exceptions", "limits", "env", "wire", "validation", "threads", "aws", "cloudwatch")
 # Which parts each part may import; cli and emulator may import everything.
 FORBIDDEN = {
-    "producer": ("batcher", "worker", "cli", "emulator", "deploy"),
-    "batcher": ("producer", "worker", "cli", "emulator", "deploy"),
-    "worker": ("producer", "batcher", "cli", "emulator"),
+    "producer": ("batcher", "worker", "cli", "emulator", "deploy", "dashboard"),
+    "batcher": ("producer", "worker", "cli", "emulator", "deploy", "dashboard"),
+    "worker": ("producer", "batcher", "cli", "emulator", "dashboard"),
     # metricbatch.testing and the pytest plugin are the producer's test helpers
-    **dict.fromkeys(("testing", "pytest_plugin"), ("batcher", "worker", "cli", "emulator", "deploy")),
-    **dict.fromkeys(SHARED_CORE, ("producer", "batcher", "worker", "cli", "emulator", "deploy")),
+    **dict.fromkeys(("testing", "pytest_plugin"), ("batcher", "worker", "cli", "emulator", "deploy", "dashboard")),
+    **dict.fromkeys(SHARED_CORE, ("producer", "batcher", "worker", "cli", "emulator", "deploy", "dashboard")),
+    # dashboard rendering is tooling: it reads a template and a CloudWatch, never runs a side of the pipeline
+    "dashboard": ("producer", "batcher", "worker", "cli"),
 }
 
 
