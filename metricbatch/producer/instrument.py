@@ -31,6 +31,7 @@ from typing import Any, Final
 from metricbatch.producer.default import default_producer
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.producer.series import SeriesHandle
+from metricbatch.validation import check_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,7 @@ class Boto3Instrumentation:
         self._emitters: weakref.WeakSet[Any] = weakref.WeakSet()
         self._handles: dict[tuple[Any, ...], tuple[SeriesHandle, SeriesHandle, SeriesHandle]] = {}
         self._reported = False
-        if producer is not None:  # validate the namespace now, not on the first API call
-            producer.series(API_CALL_SUCCESSFUL, namespace=namespace)
+        check_namespace(namespace)  # now, not on the first API call
 
     @property
     def active(self) -> bool:
@@ -248,7 +248,7 @@ def instrument_boto3(
         again returns the same one: nothing is counted twice.
 
     Raises:
-        InvalidMetricError: ``namespace`` breaks a CloudWatch rule (checked now with an explicit ``producer``).
+        InvalidMetricError: ``namespace`` breaks a CloudWatch rule.
     """
     from botocore.client import BaseClient
 

@@ -198,7 +198,7 @@ def test_a_call_throttled_on_every_attempt_is_a_throttling_failure(clean_pipelin
     namespace = unique_namespace("SdkThrottle")
     session = _session(pipeline)
     producer = pipeline.producer(namespace=namespace, handle_sigterm=False)
-    instrumentation = instrument_boto3(session, producer=producer, namespace=namespace)
+    instrument_boto3(session, producer=producer, namespace=namespace)
     try:
         sqs = _client(session, pipeline, "sqs")
         queue_url = sqs.create_queue(QueueName=f"thr-{uuid.uuid4().hex[:8]}")["QueueUrl"]
