@@ -300,7 +300,7 @@ def check_rollups(rollups: object, dimensions: Dimensions) -> Rollups:
                 "rollup.type", f"each roll-up must be a list of dimension names, got {_short(subset)}"
             )
         for key in subset:
-            if key not in names:
+            if not isinstance(key, str) or key not in names:
                 raise InvalidMetricError(
                     "rollup.key", f"roll-up key {_short(key)} is not among the metric's dimensions {sorted(names)}"
                 )
