@@ -200,9 +200,10 @@ class Boto3Instrumentation:
     ) -> tuple[SeriesHandle, SeriesHandle, SeriesHandle]:
         dimensions = {SERVICE_ID: service_id, OPERATION_NAME: operation}
         rollups = None
-        if error_type is not None:  # also under ServiceId, OperationName: those series count every call
+        if error_type is not None:  # also without ErrorType (default dimensions kept): those series count every call
             dimensions[ERROR_TYPE] = error_type
-            rollups = [[SERVICE_ID, OPERATION_NAME]]
+            defaults = [name for name, _ in producer.config.default_dimensions if name != ERROR_TYPE]
+            rollups = [[SERVICE_ID, OPERATION_NAME, *defaults]]
         common: dict[str, Any] = {"namespace": self.namespace, "dimensions": dimensions, "rollups": rollups}
         return (
             producer.series(API_CALL_DURATION, unit="Milliseconds", **common),

@@ -108,7 +108,9 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
       let rollups: string[][] | undefined;
       if (errorType !== undefined) {
         dimensions.ErrorType = errorType;
-        rollups = [["ServiceId", "OperationName"]];
+        // also without ErrorType (default dimensions kept): those series count every call
+        const defaults = Object.keys(producer.defaultDimensions).filter((k) => k !== "ErrorType");
+        rollups = [["ServiceId", "OperationName", ...defaults]];
       }
       const common = { namespace, dimensions, rollups };
       producer.sendMetric("ApiCallDuration", elapsedMs, { ...common, unit: "Milliseconds" });

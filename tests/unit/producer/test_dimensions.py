@@ -219,3 +219,17 @@ def test_error_types_are_bounded() -> None:
     assert seen <= set(ERROR_TYPES)
     assert classify_response(400, "ProvisionedThroughputExceededException") == "Throttling"
     assert classify_response(503, "ServiceUnavailable") == "ServerError"
+
+
+def test_a_failed_call_rolls_up_to_its_series_with_the_default_dimensions_kept() -> None:
+    producer = MetricProducer(mode="memory", namespace=NAMESPACE, default_dimensions={"Service": "cart"})
+    session, client, stubber = _stubbed_sqs()
+    instrumentation = instrument_boto3(session, producer=producer, namespace="Unit/Sdk")
+    try:
+        stubber.add_client_error("list_queues", service_error_code="InternalError", http_status_code=500)
+        with stubber, pytest.raises(Exception, match="InternalError"):
+            client.list_queues()
+    finally:
+        instrumentation.undo()
+    base = {"Service": "cart", "ServiceId": "SQS", "OperationName": "ListQueues"}
+    assert [dict(m.dimensions) for m in captured("ApiCallSuccessful")] == [{**base, "ErrorType": "ServerError"}, base]
