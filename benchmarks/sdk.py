@@ -26,7 +26,6 @@ from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
 from metricbatch.emulator.stack import LocalPipeline
 from metricbatch.limits import PRICE_CUSTOM_METRIC_MONTH
 from metricbatch.producer.instrument import instrument_boto3
-from metricbatch.producer.producer import MetricProducer
 
 OVERHEAD_TARGET_US = 5.0
 _CANNED = b'{"QueueUrl": "http://127.0.0.1/123456789012/bench"}'

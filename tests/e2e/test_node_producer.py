@@ -330,7 +330,8 @@ def test_node_default_dimensions_rollups_and_instrumented_sqs_read_back_exactly(
         const sqs = new SQSClient({{ maxAttempts: 3 }});
         instrumentClient(sqs, {{ producer, namespace: "{namespace}" }});
         instrumentClient(sqs, {{ producer, namespace: "{namespace}" }});  // twice: counted once
-        const {{ QueueUrl }} = await sqs.send(new CreateQueueCommand({{ QueueName: "node-work-{time.monotonic_ns()}" }}));
+        const QueueName = "node-work-{time.monotonic_ns()}";
+        const {{ QueueUrl }} = await sqs.send(new CreateQueueCommand({{ QueueName }}));
         for (let i = 0; i < 3; i++) await sqs.send(new SendMessageCommand({{ QueueUrl, MessageBody: "m" }}));
         let failed = false;
         try {{ await sqs.send(new ListQueuesCommand({{}})); }} catch {{ failed = true; }}
