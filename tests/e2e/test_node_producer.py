@@ -318,12 +318,12 @@ def test_node_default_dimensions_rollups_and_instrumented_sqs_read_back_exactly(
     pipeline: LocalPipeline, tmp_path: Path, node_entry: str
 ) -> None:
     namespace = f"E2E/NodeSdk{time.monotonic_ns()}"
-    sdk = (NODE_PACKAGE / "package.json").as_uri()
+    sdk_package = (NODE_PACKAGE / "package.json").as_uri()
     script = f"""
         import {{ createRequire }} from "node:module";
         import {{ MetricProducer, instrumentClient }} from "{node_entry}";
         const {{ SQSClient, CreateQueueCommand, SendMessageCommand, ListQueuesCommand }} =
-          createRequire("{sdk}")("@aws-sdk/client-sqs");
+          createRequire("{sdk_package}")("@aws-sdk/client-sqs");
         const producer = new MetricProducer();  // default dimensions from METRICBATCH_DEFAULT_DIMENSIONS
         for (let i = 0; i < 30; i++)
           producer.sendMetric("Orders", 0.5, {{ dimensions: {{ Route: `/r${{i % 3}}` }}, rollups: [["Service"], []] }});
