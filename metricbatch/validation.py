@@ -117,9 +117,13 @@ def check_value(value: object) -> float:
     Raises:
         InvalidMetricError: ``value.type``, ``value.finite`` or ``value.range``.
     """
-    # Fast path, for the hot loops of both sides: a float already inside CloudWatch's range (NaN fails both tests).
-    if type(value) is float and (MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE):
-        return value
+    # Fast path, for the hot loops of both sides: a float already inside CloudWatch's range (NaN fails both tests),
+    # or zero (counters and flags: 0.0 is as common as 1.0; -0.0 becomes 0.0, as on the slow path).
+    if type(value) is float:
+        if MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE:
+            return value
+        if value == 0.0:
+            return 0.0
     return _check_value(value)
 
 

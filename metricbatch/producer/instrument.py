@@ -186,6 +186,7 @@ class Boto3Instrumentation:
             return
         retries = context.get("retries")
         attempts = retries.get("attempt", 1) if retries else 1
+        retried = float(attempts - 1) if attempts > 1 else 0.0
         producer = self._producer or default_producer()
         key = (producer, service_id, operation, error_type)
         handles = self._handles.get(key)
@@ -197,7 +198,7 @@ class Boto3Instrumentation:
         duration, successful, retry_count = handles
         duration.send(elapsed_ms)
         successful.send(0.0 if error_type else 1.0)
-        retry_count.send(float(max(0, attempts - 1)))
+        retry_count.send(retried)
 
     def _handles_for(
         self, producer: MetricProducer, service_id: str, operation: str, error_type: str | None
