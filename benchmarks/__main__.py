@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print("AWS SDK instrumentation overhead and roll-up cost:", file=sys.stderr)
     results["sdk_and_rollups"] = sdk.run(quick=args.quick)
     results["targets"] = check_targets(results)
-    results["targets"].append(results["sdk_and_rollups"]["target"])
+    results["targets"] += [results["sdk_and_rollups"]["target"], results["sdk_and_rollups"]["target_node"]]
     results["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     results["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
