@@ -270,8 +270,11 @@ def instrument_boto3(
     # data loader (the one link from a client back to its session).
     loader = botocore_session.get_component("data_loader")
     for candidate in gc.get_objects():
-        if isinstance(candidate, BaseClient) and getattr(candidate, "_loader", None) is loader:
-            instrumentation.attach(candidate.meta.events)
+        try:
+            if isinstance(candidate, BaseClient) and getattr(candidate, "_loader", None) is loader:
+                instrumentation.attach(candidate.meta.events)
+        except Exception as exc:  # an odd object on the heap must not stop the others
+            logger.debug("metricbatch: skipped an object while looking for clients: %s", exc)
     return instrumentation
 
 
