@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from metricbatch.exceptions import ConfigurationError, InvalidMetricError, MetricBatchError, WireFormatError
     from metricbatch.producer.config import ProducerConfig
     from metricbatch.producer.default import default_producer, flush, send_metric, series, set_default_producer, stats
+    from metricbatch.producer.instrument import instrument_boto3, uninstrument_boto3
     from metricbatch.producer.producer import MetricProducer
     from metricbatch.producer.series import SeriesHandle
     from metricbatch.producer.timing import flush_after, flushing, timer
@@ -38,6 +39,8 @@ _EXPORTS = {
     "flush_after": "metricbatch.producer.timing",
     "flushing": "metricbatch.producer.timing",
     "timer": "metricbatch.producer.timing",
+    "instrument_boto3": "metricbatch.producer.instrument",
+    "uninstrument_boto3": "metricbatch.producer.instrument",
 }
 
 __all__ = [
@@ -52,11 +55,13 @@ __all__ = [
     "flush",
     "flush_after",
     "flushing",
+    "instrument_boto3",
     "send_metric",
     "series",
     "set_default_producer",
     "stats",
     "timer",
+    "uninstrument_boto3",
 ]
 __version__ = "0.1.0"
 

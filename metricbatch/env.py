@@ -11,6 +11,7 @@ from typing import Final
 QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batcher, where unsent datums are re-queued
 NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
 MODE: Final = "METRICBATCH_MODE"  # where send_metric delivers: sqs | emf | memory | off (default: sqs with a queue URL)
+DEFAULT_DIMENSIONS: Final = "METRICBATCH_DEFAULT_DIMENSIONS"  # "Service=cart,Stage=prod": on every metric of a producer
 
 # -- AWS's own, as metricbatch reads them (aws/session.py) -----------------------------------------------------------
 AWS_REGION: Final = "AWS_REGION"  # read by the AWS CLI v2, the other SDKs and Lambda; not by botocore (1.44)

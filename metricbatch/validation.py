@@ -117,9 +117,13 @@ def check_value(value: object) -> float:
     Raises:
         InvalidMetricError: ``value.type``, ``value.finite`` or ``value.range``.
     """
-    # Fast path, for the hot loops of both sides: a float already inside CloudWatch's range (NaN fails both tests).
-    if type(value) is float and (MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE):
-        return value
+    # Fast path, for the hot loops of both sides: a float already inside CloudWatch's range (NaN fails both tests),
+    # or zero (counters and flags: 0.0 is as common as 1.0; -0.0 becomes 0.0, as on the slow path).
+    if type(value) is float:
+        if MIN_ABS_VALUE <= value <= MAX_ABS_VALUE or -MAX_ABS_VALUE <= value <= -MIN_ABS_VALUE:
+            return value
+        if value == 0.0:
+            return 0.0
     return _check_value(value)
 
 
@@ -272,3 +276,61 @@ def check_timestamp(timestamp: object, now: float | None = None) -> float:
 def describe(value: Any) -> str:
     """A short printable form of a value for error messages and DLQ reasons."""
     return _short(value)
+
+
+Rollups = tuple[tuple[str, ...], ...]
+
+
+def check_rollups(rollups: object, dimensions: Dimensions) -> Rollups:
+    """The dimension sets a metric is also recorded under, besides its full ``dimensions``: each a sorted tuple of
+    keys. ``[]`` is the set with no dimensions; a set equal to the full one, or repeated, is recorded once.
+
+    Raises:
+        InvalidMetricError: ``rollup.type`` (not a list of lists of dimension names) or ``rollup.key`` (a name that
+            is not among the metric's dimensions, defaults included).
+    """
+    if rollups is None:
+        return ()
+    if isinstance(rollups, str | bytes | Mapping) or not isinstance(rollups, list | tuple):
+        raise InvalidMetricError(
+            "rollup.type", f"rollups must be a list of lists of dimension names, got {type(rollups).__name__}"
+        )
+    names = {name for name, _ in dimensions}
+    full = tuple(sorted(names))
+    sets: list[tuple[str, ...]] = []
+    for subset in rollups:
+        if isinstance(subset, str | bytes | Mapping) or not isinstance(subset, list | tuple):
+            raise InvalidMetricError(
+                "rollup.type", f"each roll-up must be a list of dimension names, got {_short(subset)}"
+            )
+        for key in subset:
+            if not isinstance(key, str) or key not in names:
+                raise InvalidMetricError(
+                    "rollup.key", f"roll-up key {_short(key)} is not among the metric's dimensions {sorted(names)}"
+                )
+        keys = tuple(sorted(set(subset)))
+        if keys != full and keys not in sets:
+            sets.append(keys)
+    return tuple(sets)
+
+
+def parse_dimension_list(text: str) -> Dimensions:
+    """Dimensions from ``"K=v,K2=v2"`` (the form of METRICBATCH_DEFAULT_DIMENSIONS): blanks around names and values
+    are ignored, a value keeps any further ``=``; an empty text is no dimensions.
+
+    Raises:
+        InvalidMetricError: ``dimensions.format`` (a part without ``=``, or a name given twice), or any rule of
+            ``check_dimensions`` (the 30-dimension limit, ASCII, lengths).
+    """
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise InvalidMetricError("dimensions.format", f"expected Name=value, got {_short(part.strip())}")
+        name = name.strip()
+        if name in pairs:
+            raise InvalidMetricError("dimensions.format", f"dimension {name!r} is given twice")
+        pairs[name] = value.strip()
+    return check_dimensions(pairs)

@@ -37,6 +37,9 @@ class EmbeddedAws:
         )
         from werkzeug.serving import make_server
 
+        from metricbatch.emulator.local_cloudwatch import match_dimensions_exactly
+
+        match_dimensions_exactly()  # as CloudWatch does: a roll-up's series is not its detail's
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.gateway = AwsGateway(DomainDispatcherApplication(create_backend_app), strict=self._strict)
         self._server = make_server(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -97,3 +98,43 @@ def unsupported_statistics_message(operation: str, body: bytes) -> str | None:
         f"{', '.join(sorted(COMPUTABLE_STATISTICS))} only. Check percentiles and other extended statistics on "
         "real CloudWatch."
     )
+
+
+# -- GetMetricStatistics matches dimensions exactly ------------------------------------------------------------------
+# CloudWatch treats each combination of dimensions as a metric of its own: GetMetricStatistics answers for exactly
+# the dimensions asked for (none: only the series published with none). moto matches any series that holds the
+# asked-for dimensions among others, so a roll-up (a subset of the keys) would read back the detail's samples too.
+_exact_dimensions = threading.local()
+_patched = False
+_patch_lock = threading.Lock()
+
+
+def match_dimensions_exactly() -> None:
+    """Make moto's GetMetricStatistics match dimensions as CloudWatch does (idempotent; process-wide)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        from moto.cloudwatch.models import CloudWatchBackend
+
+        all_metrics = CloudWatchBackend.get_all_metrics
+        statistics = CloudWatchBackend.get_metric_statistics
+
+        def get_all_metrics(self: Any) -> Any:
+            metrics = all_metrics(self)
+            wanted = getattr(_exact_dimensions, "wanted", None)
+            if wanted is None:
+                return metrics
+            return [md for md in metrics if sorted((d.name, d.value) for d in md.dimensions) == wanted]
+
+        def get_metric_statistics(self: Any, *args: Any, **kwargs: Any) -> Any:
+            dimensions = kwargs["dimensions"] if "dimensions" in kwargs else args[6] if len(args) > 6 else []
+            _exact_dimensions.wanted = sorted((d["Name"], d.get("Value")) for d in dimensions or [])
+            try:
+                return statistics(self, *args, **kwargs)
+            finally:
+                _exact_dimensions.wanted = None
+
+        CloudWatchBackend.get_all_metrics = get_all_metrics  # type: ignore[method-assign]
+        CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
+        _patched = True

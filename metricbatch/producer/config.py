@@ -8,14 +8,19 @@ setting is not an error in the caller: the mode becomes ``off`` and ``mode_reaso
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from metricbatch import env as env_names
-from metricbatch.exceptions import ConfigurationError
+from metricbatch.exceptions import ConfigurationError, InvalidMetricError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+from metricbatch.validation import Dimensions, check_dimensions, parse_dimension_list
+
+logger = logging.getLogger(__name__)
 
 SQS: Final = "sqs"
 EMF: Final = "emf"
@@ -58,6 +63,8 @@ class ProducerConfig:
     handle_sigterm: bool = True
     drop_log_interval: float = DROP_LOG_INTERVAL_SECONDS
     queue_retry_interval: float = QUEUE_RETRY_INTERVAL_SECONDS
+    # On every metric of the producer (a call's own dimensions win on a clash); validated once, here.
+    default_dimensions: Dimensions = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> ProducerConfig:
@@ -73,6 +80,10 @@ class ProducerConfig:
             "namespace": env.get(env_names.NAMESPACE) or None,
         }
         values.update({k: v for k, v in explicit.items() if v is not None})
+        if "default_dimensions" in values:
+            values["default_dimensions"] = _explicit_default_dimensions(values["default_dimensions"])
+        else:
+            values["default_dimensions"] = default_dimensions_from_env(env.get(env_names.DEFAULT_DIMENSIONS))
         mode = values.pop("mode", None)
         if mode is not None and mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -89,6 +100,38 @@ class ProducerConfig:
     def turned_off(self, reason: str) -> ProducerConfig:
         """These settings in mode ``off``, chosen for the given reason (a setting the mode needs is missing)."""
         return replace(self, mode=OFF, mode_reason=reason)
+
+
+def _explicit_default_dimensions(dimensions: object) -> Dimensions:
+    try:
+        return check_dimensions(dimensions)
+    except InvalidMetricError as exc:
+        raise ConfigurationError(f"default_dimensions: {exc}") from None
+
+
+_reported: set[str] = set()
+_reported_lock = threading.Lock()
+
+
+def default_dimensions_from_env(text: str | None) -> Dimensions:
+    """METRICBATCH_DEFAULT_DIMENSIONS parsed once; a malformed value is one ERROR line (once per value and process)
+    and no default dimensions, never an exception in the caller."""
+    if not text:
+        return ()
+    try:
+        return parse_dimension_list(text)
+    except InvalidMetricError as exc:
+        with _reported_lock:
+            fresh = text not in _reported
+            _reported.add(text)
+        if fresh:
+            logger.error(
+                "metricbatch: %s=%r is ignored (expected Name=value,Name2=value2): %s",
+                env_names.DEFAULT_DIMENSIONS,
+                text,
+                exc,
+            )
+        return ()
 
 
 def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | None) -> tuple[str, str]:

@@ -7,7 +7,7 @@ mode ``off`` with one warning, never an exception in the caller (see ``config``)
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -49,11 +49,13 @@ def send_metric(
     dimensions: Mapping[str, str] | None = None,
     timestamp: datetime | float | None = None,
     storage_resolution: int = 60,
+    rollups: Sequence[Sequence[str]] | None = None,
 ) -> None:
     """Validate one metric and hand it to the default producer's mode; returns in microseconds, never touches the
     network, never raises for configuration (a host without a queue URL or mode: see ``stats()["mode_reason"]``).
 
     ``timestamp``: a ``datetime`` (naive = UTC, unlike ``datetime.timestamp()``) or epoch seconds; default now.
+    ``rollups``: also record under each listed subset of the dimension keys, e.g. ``[["Service"], []]``.
 
     Raises:
         InvalidMetricError: the metric breaks a CloudWatch rule (the message names it), in every mode.
@@ -66,6 +68,7 @@ def send_metric(
         dimensions=dimensions,
         timestamp=timestamp,
         storage_resolution=storage_resolution,
+        rollups=rollups,
     )
 
 
@@ -76,6 +79,7 @@ def series(
     namespace: str | None = None,
     dimensions: Mapping[str, str] | None = None,
     storage_resolution: int = 60,
+    rollups: Sequence[Sequence[str]] | None = None,
 ) -> SeriesHandle:
     """A handle for one series of the default producer, validated once: ``handle.send(value, timestamp=None)``.
 
@@ -83,7 +87,12 @@ def series(
         InvalidMetricError: the series breaks a CloudWatch rule.
     """
     return (_default or default_producer()).series(
-        name, unit=unit, namespace=namespace, dimensions=dimensions, storage_resolution=storage_resolution
+        name,
+        unit=unit,
+        namespace=namespace,
+        dimensions=dimensions,
+        storage_resolution=storage_resolution,
+        rollups=rollups,
     )
 
 

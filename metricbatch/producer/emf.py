@@ -1,9 +1,12 @@
 """``emf`` mode: CloudWatch Embedded Metric Format lines on stdout, where Lambda and container log drivers already
 ship them to CloudWatch Logs, which extracts the metrics (no API calls from the process at all).
 
-One document (one line) per namespace, dimensions and time bucket, holding up to 100 metrics of that bucket:
+One document (one line) per namespace, dimensions (with their roll-up sets) and time bucket, holding up to 100
+metrics of that bucket:
 ``{"_aws": {"Timestamp": <ms>, "CloudWatchMetrics": [{"Namespace": ..., "Dimensions": [[keys]], "Metrics":
-[{"Name": ..., "Unit": ..., "StorageResolution": 1}]}]}, "<key>": "<dimension value>", "<name>": [values]}``.
+[{"Name": ..., "Unit": ..., "StorageResolution": 1}]}]}, "<key>": "<dimension value>", "<name>": [values]}``;
+a metric sent with roll-ups lists each set in ``Dimensions`` (``[["Service", "Route"], ["Service"], []]``), so
+CloudWatch records it under every set from one copy of the values.
 The spec's limits hold (limits.py): 100 metrics per directive, 100 values per metric array, 30 dimension keys
 (validated at the call), one event's size per document. EMF has no ``Counts``: a value that occurred n times in a
 bucket is written n times, so sums, sample counts and percentiles come out exact, and a busy series writes one
@@ -44,6 +47,7 @@ class _Document:
 
     namespace: str
     dimensions: tuple[tuple[str, str], ...]
+    dimension_sets: tuple[tuple[str, ...], ...]  # roll-ups: the directive's sets (full set first); () = just one
     bucket: float
     size: int
     metrics: dict[str, tuple[str, int, list[float]]] = field(default_factory=dict)  # name -> (unit, resolution, values)
@@ -58,8 +62,8 @@ class _Document:
                 definition["StorageResolution"] = resolution
             definitions.append(definition)
             members[name] = values[0] if len(values) == 1 else values
-        keys = [key for key, _ in self.dimensions]
-        directive = {"Namespace": self.namespace, "Dimensions": [keys], "Metrics": definitions}
+        sets = [list(keys) for keys in self.dimension_sets] or [[key for key, _ in self.dimensions]]
+        directive = {"Namespace": self.namespace, "Dimensions": sets, "Metrics": definitions}
         document = {METADATA_KEY: {"Timestamp": int(self.bucket * 1000), "CloudWatchMetrics": [directive]}, **members}
         return json.dumps(document, separators=(",", ":"))
 
@@ -128,7 +132,9 @@ class _Group:
         else:
             dimensions = json.dumps(dict(key.dimensions))
             base = _DOCUMENT_OVERHEAD_BYTES + len(json.dumps(key.namespace)) + 2 * len(dimensions)
-            document = _Document(key.namespace, key.dimensions, part.bucket, base)
+            sets = part.series.dimension_sets
+            base += sum(len(json.dumps(keys)) for keys in sets)
+            document = _Document(key.namespace, key.dimensions, sets, part.bucket, base)
             self.documents.append(document)
         document.metrics[key.name] = (key.unit, key.resolution, part.values)
         document.parts.append(part)
@@ -138,19 +144,21 @@ class _Group:
 
 def documents_of(entries: list[WireEntry]) -> tuple[list[_Document], list[WireEntry], str]:
     """EMF documents for ``entries``, within the spec's limits; plus the entries EMF cannot carry and why."""
-    groups: dict[tuple[str, tuple[tuple[str, str], ...], float], _Group] = {}
+    groups: dict[tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, ...], ...], float], _Group] = {}
     unfit: list[WireEntry] = []
     reason = ""
-    buckets: dict[tuple[Series, float], list[WireEntry]] = {}  # a series' bucket may come as several wire parts
+    # a series' bucket may come as several wire parts
+    buckets: dict[tuple[Series, tuple[tuple[str, ...], ...], float], list[WireEntry]] = {}
     for entry in entries:
         why = unfit_for_emf(entry)
         if why:
             unfit.append(entry)
             reason = why
             continue
-        buckets.setdefault((entry.series.key, entry.bucket), []).append(entry)
-    for (key, bucket), parts in buckets.items():
-        group = groups.setdefault((key.namespace, key.dimensions, bucket), _Group())
+        series = entry.series
+        buckets.setdefault((series.key, series.dimension_sets, entry.bucket), []).append(entry)
+    for (key, dimension_sets, bucket), parts in buckets.items():
+        group = groups.setdefault((key.namespace, key.dimensions, dimension_sets, bucket), _Group())
         for part in _chunks(parts):
             group.place(part)
     return [document for group in groups.values() for document in group.documents], unfit, reason

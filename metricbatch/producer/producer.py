@@ -9,7 +9,7 @@ PutMetricData while SQS is down; EMF lines in emf.py), ``immediate`` (memory and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ from metricbatch.producer.clients import ClientFactory
 from metricbatch.producer.config import EMF, ProducerConfig
 from metricbatch.producer.emf import check_emf_series
 from metricbatch.producer.modes import build_recorder
-from metricbatch.producer.series import BufferedSeries, SeriesHandle, validate_series
+from metricbatch.producer.series import BufferedSeries, SeriesHandle, record_fanout, validate_series
 
 __all__ = ["MetricProducer", "ProducerConfig"]
 
@@ -40,12 +40,16 @@ class MetricProducer:
             connections with the parent: prefer ``client_factory``).
         client_factory: makes a client for "sqs" or "cloudwatch", once per process (default: boto3's standard
             settings, the region from AWS_REGION, AWS_DEFAULT_REGION or the profile, bounded timeouts).
+        default_dimensions: dimensions on every metric of this producer (a call's own ``dimensions`` win on a
+            clash; they count toward the 30-dimension limit); default ``METRICBATCH_DEFAULT_DIMENSIONS``
+            (``"Service=cart,Stage=prod"``; a malformed value is one ERROR line and ignored).
         emf_stream: where emf mode writes (default: ``sys.stdout`` at each write).
         sleep, clock, monotonic: injectable for tests (retry backoff; wall clock for timestamps; drop-log pacing).
         **options: any ``ProducerConfig`` field, e.g. ``flush_interval=0.5`` or ``max_buffered=10_000``.
 
     Raises:
-        ConfigurationError: an explicit argument is wrong (``mode=`` not a mode, ``max_buffered`` below 1).
+        ConfigurationError: an explicit argument is wrong (``mode=`` not a mode, ``max_buffered`` below 1,
+            ``default_dimensions`` that CloudWatch would reject).
     """
 
     def __init__(
@@ -57,13 +61,16 @@ class MetricProducer:
         sqs_client: Any = None,
         cloudwatch_client: Any = None,
         client_factory: ClientFactory | None = None,
+        default_dimensions: Mapping[str, str] | None = None,
         emf_stream: TextIO | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
-        config = ProducerConfig.from_env(queue_url=queue_url, namespace=namespace, mode=mode, **options)
+        config = ProducerConfig.from_env(
+            queue_url=queue_url, namespace=namespace, mode=mode, default_dimensions=default_dimensions, **options
+        )
         self.config, self._recorder = build_recorder(
             config,
             owner=self,
@@ -75,6 +82,8 @@ class MetricProducer:
             monotonic=monotonic,
         )
         self._namespace = self.config.namespace
+        self._defaults = dict(self.config.default_dimensions)
+        self._clock = clock
         self._series: dict[_SeriesKey, BufferedSeries] = {}
         self._record = self._recorder.record
         self._wake = self._recorder.wake
@@ -96,11 +105,15 @@ class MetricProducer:
         dimensions: Mapping[str, str] | None = None,
         timestamp: datetime | float | None = None,
         storage_resolution: int = 60,
+        rollups: Sequence[Sequence[str]] | None = None,
     ) -> None:
         """Validate one metric and hand it on; raises InvalidMetricError for anything CloudWatch would reject.
 
         ``timestamp``: a ``datetime`` (a naive one is read as UTC, unlike ``datetime.timestamp()``, which reads
         it as local time) or epoch seconds; default: now. Validation is the same in every mode.
+        ``rollups``: also record the sample under each of these subsets of the dimension keys (``[]``: no
+        dimensions), e.g. ``[["Service"], []]``; a key not among the metric's dimensions (defaults included) is
+        ``InvalidMetricError`` (rule ``rollup.key``). Each set is a series of its own in CloudWatch.
         """
         ns = self._namespace if namespace is None else namespace
         try:
@@ -109,12 +122,17 @@ class MetricProducer:
                 ns, name, unit, storage_resolution, storage_resolution.__class__,
                 tuple(dimensions.items()) if dimensions else (),
             )  # fmt: skip
+            if rollups is not None:
+                key = (*key, tuple(tuple(keys) for keys in rollups))  # type: ignore[misc]
             series = self._series.get(key)  # type: ignore[arg-type]
         except (TypeError, AttributeError):  # unhashable or not a mapping: validation below says why
             key, series = None, None
         if series is None:
-            series = self._new_series(key, ns, name, unit, storage_resolution, dimensions)
-        if self._record(series, value, timestamp):
+            series = self._new_series(key, ns, name, unit, storage_resolution, dimensions, rollups)
+        if series.fanout:
+            if record_fanout(self._record, self._clock, series, value, timestamp):
+                self._wake()
+        elif self._record(series, value, timestamp):
             self._wake()
 
     def series(
@@ -125,11 +143,15 @@ class MetricProducer:
         namespace: str | None = None,
         dimensions: Mapping[str, str] | None = None,
         storage_resolution: int = 60,
+        rollups: Sequence[Sequence[str]] | None = None,
     ) -> SeriesHandle:
-        """A handle for one series, validated now; its ``send(value, timestamp=None)`` checks only the value."""
+        """A handle for one series, validated now; its ``send(value, timestamp=None)`` checks only the value.
+
+        ``rollups`` as in ``send_metric``: each sent value is also recorded under those subsets of the keys.
+        """
         ns = self._namespace if namespace is None else namespace
-        series = self._new_series(None, ns, name, unit, storage_resolution, dimensions)
-        return SeriesHandle(series, self._record, self._wake)
+        series = self._new_series(None, ns, name, unit, storage_resolution, dimensions, rollups)
+        return SeriesHandle(series, self._record, self._wake, self._clock)
 
     def _new_series(
         self,
@@ -139,9 +161,16 @@ class MetricProducer:
         unit: str,
         resolution: int,
         dimensions: Mapping[str, str] | None,
+        rollups: object = None,
     ) -> BufferedSeries:
+        # Defaults were validated once at construction; the merged set is validated per new series (then cached).
+        # Anything but a mapping is left to validation, which says why it is wrong.
+        if self._defaults and (dimensions is None or isinstance(dimensions, Mapping)):
+            dimensions = {**self._defaults, **(dimensions or {})}
         try:
-            series = validate_series(namespace, name, unit, resolution, dimensions)
+            series = validate_series(
+                namespace, name, unit, resolution, dimensions, rollups, dimension_sets=self.config.mode == EMF
+            )
             if self.config.mode == EMF:
                 check_emf_series(series.key)
         except ValueError:

@@ -311,3 +311,62 @@ def test_memory_mode_captures_in_the_process_and_never_calls_aws(
     # AND the embedded AWS saw no SQS or CloudWatch request at all
     calls = pipeline.aws.ledger.snapshot()["calls"]
     assert [name for name in calls if name.startswith(("sqs:", "cloudwatch:"))] == []
+
+
+# -- issue 24: default dimensions, roll-ups and instrumentClient from Node ------------------------------------------
+def test_node_default_dimensions_rollups_and_instrumented_sqs_read_back_exactly(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    namespace = f"E2E/NodeSdk{time.monotonic_ns()}"
+    sdk_package = (NODE_PACKAGE / "package.json").as_uri()
+    script = f"""
+        import {{ createRequire }} from "node:module";
+        import {{ MetricProducer, instrumentClient }} from "{node_entry}";
+        const {{ SQSClient, CreateQueueCommand, SendMessageCommand, ListQueuesCommand }} =
+          createRequire("{sdk_package}")("@aws-sdk/client-sqs");
+        const producer = new MetricProducer();  // default dimensions from METRICBATCH_DEFAULT_DIMENSIONS
+        for (let i = 0; i < 30; i++)
+          producer.sendMetric("Orders", 0.5, {{ dimensions: {{ Route: `/r${{i % 3}}` }}, rollups: [["Service"], []] }});
+        const sqs = new SQSClient({{ maxAttempts: 3 }});
+        instrumentClient(sqs, {{ producer, namespace: "{namespace}" }});
+        instrumentClient(sqs, {{ producer, namespace: "{namespace}" }});  // twice: counted once
+        const QueueName = "node-work-{time.monotonic_ns()}";
+        const {{ QueueUrl }} = await sqs.send(new CreateQueueCommand({{ QueueName }}));
+        for (let i = 0; i < 3; i++) await sqs.send(new SendMessageCommand({{ QueueUrl, MessageBody: "m" }}));
+        let failed = false;
+        try {{ await sqs.send(new ListQueuesCommand({{}})); }} catch {{ failed = true; }}
+        const flushed = await producer.flush(30000);
+        await producer.close();
+        console.log(JSON.stringify({{ flushed, failed }}));
+    """
+    # GIVEN one SendMessage throttled once and every attempt of one ListQueues failing with 503
+    pipeline.aws.faults.add(Fault("sqs:SendMessage", "throttle", remaining=1))
+    pipeline.aws.faults.add(Fault("sqs:ListQueues", "unavailable", remaining=3))
+    child = _run_node(
+        script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_DEFAULT_DIMENSIONS": "Service=cart"}
+    )
+    assert child.returncode == 0, child.stderr
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report == {"flushed": True, "failed": True}
+    assert pipeline.aws.faults.injected["sqs:SendMessage"] == 1
+    assert pipeline.aws.faults.injected["sqs:ListQueues"] == 3
+    pipeline.drain()
+    # THEN the roll-ups read back exactly under every set, with the default dimension
+    for route in ("/r0", "/r1", "/r2"):
+        assert _delivered(pipeline, namespace, "Orders", {"Service": "cart", "Route": route}) == (5.0, 10)
+    assert _delivered(pipeline, namespace, "Orders", {"Service": "cart"}) == (15.0, 30)
+    assert _delivered(pipeline, namespace, "Orders", {}) == (15.0, 30)
+    # AND the SDK calls: counts per operation, successes, retries, the failure's ErrorType (plus the default dimension)
+
+    def sdk(name: str, operation: str, **extra: str) -> tuple[float, float]:
+        dims = {"Service": "cart", "ServiceId": "SQS", "OperationName": operation, **extra}
+        return _delivered(pipeline, namespace, name, dims)
+
+    assert sdk("ApiCallSuccessful", "SendMessage") == (3.0, 3)
+    assert sdk("RetryCount", "SendMessage") == (1.0, 3)
+    assert sdk("ApiCallDuration", "SendMessage")[1] == 3
+    assert sdk("ApiCallSuccessful", "CreateQueue") == (1.0, 1)
+    assert sdk("ApiCallSuccessful", "ListQueues") == (0.0, 1)
+    assert sdk("ApiCallSuccessful", "ListQueues", ErrorType="ServerError") == (0.0, 1)
+    assert sdk("RetryCount", "ListQueues", ErrorType="ServerError") == (2.0, 1)
+    assert pipeline.aws.ledger.rejections == []

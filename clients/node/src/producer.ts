@@ -14,7 +14,38 @@ import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VAR
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
 import type { SqsSender } from "./sqs.js";
-import { checkTimestamp, checkValue, type Dimensions, type TimestampInput } from "./validation.js";
+import type { Series } from "./wire.js";
+import {
+  checkDimensions,
+  checkTimestamp,
+  checkValue,
+  parseDimensionList,
+  type DimensionPairs,
+  type Dimensions,
+  type TimestampInput,
+} from "./validation.js";
+
+/** Dimensions on every metric of a producer: "Service=cart,Stage=prod" (metricbatch/env.py DEFAULT_DIMENSIONS). */
+export const DEFAULT_DIMENSIONS_VARIABLE = "METRICBATCH_DEFAULT_DIMENSIONS";
+const reportedDefaults = new Set<string>();
+
+/** METRICBATCH_DEFAULT_DIMENSIONS parsed once; a malformed value is one error line (once per value and process) and
+ * no default dimensions, never an exception in the caller. */
+export function defaultDimensionsFromEnv(text: string | undefined): DimensionPairs {
+  if (!text) return [];
+  try {
+    return parseDimensionList(text);
+  } catch (error) {
+    if (!reportedDefaults.has(text)) {
+      reportedDefaults.add(text);
+      announce(
+        `${DEFAULT_DIMENSIONS_VARIABLE}=${JSON.stringify(text)} is ignored (expected Name=value,Name2=value2): ${(error as Error).message}`,
+        "error",
+      );
+    }
+    return [];
+  }
+}
 
 export { MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
 // While SQS refuses the queue for a reason no retry fixes, the held metrics are offered to it again this often: one
@@ -53,6 +84,10 @@ export interface ProducerOptions {
   maxMessageBytes?: number;
   /** While SQS refuses the queue for a wrong setting, how often held metrics are offered again (ms); default 30,000. */
   queueRetryIntervalMs?: number;
+  /** Dimensions on every metric of this producer (a call's own win on a clash; they count toward the limit of 30);
+   * default `METRICBATCH_DEFAULT_DIMENSIONS` ("Service=cart,Stage=prod"; a malformed value is one error line and
+   * ignored). A wrong explicit value throws ConfigurationError here. */
+  defaultDimensions?: Dimensions;
 }
 
 export interface SendOptions {
@@ -63,6 +98,9 @@ export interface SendOptions {
   timestamp?: TimestampInput;
   /** 60 (standard, the default) or 1 (high resolution). */
   storageResolution?: number;
+  /** Also record the sample under each of these subsets of the dimension keys ([] = none), e.g. [["Service"], []];
+   * a key not among the metric's dimensions (defaults included) throws InvalidMetricError (rule rollup.key). */
+  rollups?: ReadonlyArray<ReadonlyArray<string>>;
 }
 
 export interface ProducerStats extends Counters {
@@ -100,9 +138,11 @@ export class MetricProducer implements ExitParticipant {
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
   readonly handleSignals: boolean;
+  /** The dimensions on every metric of this producer (validated). */
+  readonly defaultDimensions: Readonly<Record<string, string>>;
   private readonly buffer: MetricBuffer;
   private readonly sender: Sender;
-  private readonly series = new SeriesCache();
+  private readonly series: SeriesCache;
   private readonly wakeAt: number;
   private sqsClient: SqsSender | undefined;
   private cloudwatchClient: CloudWatchSender | undefined;
@@ -136,6 +176,16 @@ export class MetricProducer implements ExitParticipant {
     this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
+    let defaults: DimensionPairs;
+    if (options.defaultDimensions !== undefined) {
+      try {
+        defaults = checkDimensions(options.defaultDimensions);
+      } catch (error) {
+        throw new ConfigurationError(`defaultDimensions: ${(error as Error).message}`);
+      }
+    } else defaults = defaultDimensionsFromEnv(process.env[DEFAULT_DIMENSIONS_VARIABLE]);
+    this.defaultDimensions = Object.freeze(Object.fromEntries(defaults));
+    this.series = new SeriesCache(defaults);
     const maxBuffered = Math.floor(positive("maxBuffered", options.maxBuffered ?? 100_000));
     this.buffer = new MetricBuffer(maxBuffered);
     // A quarter of the bound wakes the sender before its interval, so a burst does not fill the buffer.
@@ -199,6 +249,12 @@ export class MetricProducer implements ExitParticipant {
         throw error;
       }
     }
+    this.record(series, value, timestamp);
+    const fanout = series.fanout;
+    if (fanout !== undefined) for (const rollup of fanout) this.record(rollup, value, timestamp);
+  }
+
+  private record(series: Series, value: number, timestamp: number): void {
     if (this.current !== "sqs") {
       if (this.current === "off") this.counters.discarded += 1;
       else if (STORE.add(series, value, timestamp)) this.captures += 1;

@@ -238,3 +238,66 @@ export function checkTimestamp(timestamp: unknown, now: number = Date.now() / 10
   }
   return epoch;
 }
+
+/**
+ * The dimension sets a metric is also recorded under, besides its full dimensions (checkRollups in
+ * metricbatch/validation.py): each a sorted list of keys; [] is the set with no dimensions; a set equal to the full
+ * one, or repeated, is recorded once.
+ * @throws InvalidMetricError rollup.type (not a list of lists of names) or rollup.key (a name not among the
+ * metric's dimensions, defaults included).
+ */
+export function checkRollups(rollups: unknown, dimensions: DimensionPairs): string[][] {
+  if (rollups === undefined || rollups === null) return [];
+  if (!Array.isArray(rollups)) {
+    throw new InvalidMetricError(
+      "rollup.type",
+      `rollups must be a list of lists of dimension names, got ${typeName(rollups)}`,
+    );
+  }
+  const names = new Set(dimensions.map(([name]) => name));
+  const full = [...names].sort().join("\u0000");
+  const seen = new Set<string>([full]);
+  const sets: string[][] = [];
+  for (const subset of rollups as unknown[]) {
+    if (!Array.isArray(subset)) {
+      throw new InvalidMetricError(
+        "rollup.type",
+        `each roll-up must be a list of dimension names, got ${describe(subset)}`,
+      );
+    }
+    for (const key of subset as unknown[]) {
+      if (typeof key !== "string" || !names.has(key)) {
+        throw new InvalidMetricError(
+          "rollup.key",
+          `roll-up key ${describe(key)} is not among the metric's dimensions ${describe([...names].sort())}`,
+        );
+      }
+    }
+    const keys = [...new Set(subset as string[])].sort();
+    const id = keys.join("\u0000");
+    if (!seen.has(id)) {
+      seen.add(id);
+      sets.push(keys);
+    }
+  }
+  return sets;
+}
+
+/**
+ * Dimensions from "K=v,K2=v2" (METRICBATCH_DEFAULT_DIMENSIONS; parseDimensionList in metricbatch/validation.py):
+ * blanks around names and values are ignored, a value keeps any further "="; an empty text is no dimensions.
+ * @throws InvalidMetricError dimensions.format (a part without "=", a name given twice) or any checkDimensions rule.
+ */
+export function parseDimensionList(text: string): DimensionPairs {
+  const pairs = new Map<string, string>();
+  for (const part of text.split(",")) {
+    if (WHITESPACE_ONLY.test(part)) continue;
+    const at = part.indexOf("=");
+    if (at < 0) throw new InvalidMetricError("dimensions.format", `expected Name=value, got ${describe(part.trim())}`);
+    const name = part.slice(0, at).trim();
+    if (pairs.has(name))
+      throw new InvalidMetricError("dimensions.format", `dimension ${describe(name)} is given twice`);
+    pairs.set(name, part.slice(at + 1).trim());
+  }
+  return checkDimensions(pairs);
+}

@@ -17,6 +17,8 @@ export interface Series {
   readonly dimensions: DimensionPairs;
   /** The constant start of the series' wire objects (no closing brace); ASCII, so length = bytes. */
   readonly head: string;
+  /** Roll-ups: the series each sample is also recorded under (absent without roll-ups). */
+  readonly fanout?: readonly Series[];
 }
 
 /** One wire metric after merging: a series, its bucket start and a value histogram of at most 150 values. */
