@@ -86,6 +86,7 @@ def register(producer: Closable, *, handle_sigterm: bool) -> None:
                 _finalizer_pid = os.getpid()
                 # The child was set up before its target ran (setup clears the finalizer registry); register now.
                 util.Finalize(None, flush_all, exitpriority=_MULTIPROCESSING_EXIT_PRIORITY)
+                _connect_celery_pool_exit()
 
 
 def watch_forks(producer: Closable) -> None:
@@ -109,6 +110,23 @@ def _child_process_util() -> Any:
         if getattr(billiard.current_process(), "_parent_pid", None) is not None:
             return sys.modules["billiard.util"]
     return None
+
+
+def _connect_celery_pool_exit() -> None:
+    """In a Celery prefork pool child: flush when it ends (``worker_process_shutdown``).
+
+    A billiard *pool* worker ends with ``os._exit()`` from its own exit path (``Worker._do_exit``), without the
+    ``util._exit_function()`` that runs finalizers; the one thing it calls first is the pool's ``on_process_exit``
+    callback, which Celery fills with its ``worker_process_shutdown`` signal. Only a process that has Celery imported
+    can be a Celery pool child: never import it here.
+    """
+    signals = sys.modules.get("celery.signals")
+    if signals is not None:
+        signals.worker_process_shutdown.connect(_flush_at_pool_exit, weak=False, dispatch_uid="metricbatch.flush_all")
+
+
+def _flush_at_pool_exit(**_: object) -> None:
+    flush_all()
 
 
 # SIGTERM deferral state. Stamped with the process id, so a forked child never acts on its parent's (no at-fork reset,
