@@ -250,9 +250,13 @@ class MetricBuffer:
         c = self._counters
         for name, n in counts.items():
             c[name] += n
-        return c["dropped"], c["dropped_buffer_full"], c["dropped_undeliverable"], c["dropped_misconfigured"], c[
-            "dropped_at_exit"
-        ]
+        return (
+            c["dropped"],
+            c["dropped_buffer_full"],
+            c["dropped_undeliverable"],
+            c["dropped_misconfigured"],
+            c["dropped_at_exit"],
+        )
 
     def unseal(self) -> None:
         """The process survived its signal after all: accept metrics again."""

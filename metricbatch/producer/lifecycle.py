@@ -5,10 +5,19 @@ empty buffer and zeroed counters (what it inherited belongs to the parent, which
 and its own sender thread and AWS clients on its first metric.
 
 Exit paths covered: interpreter exit (atexit), SIGTERM with the default disposition or an application handler
-(chained), and the end of a multiprocessing / ProcessPoolExecutor child, which leaves with ``os._exit`` (a
-``multiprocessing.util.Finalize`` registered in that child). Not covered: ``os._exit()`` called by the
-application itself, SIGKILL, a crash, and ``Pool.terminate()`` (SIGTERM stays lethal in Pool workers, see
-``_restore_sigterm_in_pool_worker``); call ``flush()`` before those.
+(chained), the end of a multiprocessing / ProcessPoolExecutor / billiard child, which leaves with ``os._exit`` (a
+``util.Finalize`` registered in that child), and the end of a Celery prefork pool child (billiard's pool worker
+skips its finalizers: Celery's ``worker_process_shutdown`` signal). Not covered: ``os._exit()`` called by the
+application itself or by another pool library, SIGKILL, a crash, and ``Pool.terminate()`` (SIGTERM stays lethal
+in Pool workers, see ``_restore_sigterm_in_pool_worker``); call ``flush()`` before those.
+
+SIGTERM with the default disposition ends the process while its other threads may still be sending: the handler
+flushes, then seals each producer (``end_for_signal``: what was accepted meanwhile is delivered from the handler,
+and a later ``send_metric`` waits until the process is gone, so nothing is accepted that cannot be sent), then
+re-raises. What cannot be delivered is counted as dropped and said in one ERROR line. The handler is installed when
+the producer is first imported on the main thread (Python installs handlers only from there), so a producer first
+used from a worker thread has it too; until a producer starts it only does what SIGTERM would have done. A process
+that imports and uses the producer only off the main thread gets one WARNING saying SIGTERM is not covered there.
 
 Python runs a signal handler in the main thread between two bytecodes, so SIGTERM can interrupt the main thread
 inside the producer's own code while it holds one of the producer's locks (a process flushing at its end).
@@ -106,9 +115,12 @@ def _child_process_util() -> Any:
     if process is not None and "multiprocessing.util" in sys.modules and process.parent_process() is not None:
         return sys.modules["multiprocessing.util"]
     billiard = sys.modules.get("billiard.process")
-    if billiard is not None and "billiard.util" in sys.modules:
-        if getattr(billiard.current_process(), "_parent_pid", None) is not None:
-            return sys.modules["billiard.util"]
+    if (
+        billiard is not None
+        and "billiard.util" in sys.modules
+        and getattr(billiard.current_process(), "_parent_pid", None) is not None
+    ):
+        return sys.modules["billiard.util"]
     return None
 
 
