@@ -94,6 +94,8 @@ class BufferedRecorder:
         Flushes what is pending (threads keep sending meanwhile), then seals the buffer (waiting for a round in
         flight, within the same ``timeout``) and delivers the rest on this thread.
         """
+        if self._sealed:
+            return  # a second signal while ending: this thread holds the buffer's lock already
         timeout = self._config.exit_flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self.flush(timeout)

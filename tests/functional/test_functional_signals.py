@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from functional_support import unique_namespace
-from server_support import child_env, samples_on_queue
+from server_support import child_env, samples_on_queue, wait_for
 
 from metricbatch.emulator.stack import LocalPipeline
 
@@ -116,7 +116,8 @@ def test_a_producer_imported_and_first_used_off_the_main_thread_says_sigterm_is_
         text=True,
     )
     assert child.stdout is not None and child.stdout.readline() == "sending\n"
-    time.sleep(0.5)
+    # (once its threads have imported metricbatch and sent their first metrics)
+    wait_for(lambda: struct.unpack_from("q", tally_file.read_bytes(), 8)[0] > 0, 30, "the first metric")
     # WHEN it is stopped with SIGTERM
     child.send_signal(signal.SIGTERM)
     _, stderr = child.communicate(timeout=CHILD_TIMEOUT)
