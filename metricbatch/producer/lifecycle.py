@@ -69,7 +69,7 @@ _producers: weakref.WeakSet[Closable] = weakref.WeakSet()
 _hooks_lock = threading.Lock()
 _atexit_installed = False
 _finalizer_pid = 0
-_sigterm_installed = False  # our handler was installed in this process (at import, or at the first metric)
+_our_handler: object = None  # the SIGTERM handler we installed last (at import, or at the first metric)
 _sigterm_wanted = False  # a producer with handle_sigterm=True started in this process: the handler flushes
 _warned_no_handler = False
 
@@ -84,7 +84,8 @@ def register(producer: Closable, *, handle_sigterm: bool) -> None:
         if not _atexit_installed:
             _atexit_installed = True
             atexit.register(flush_all)
-            if handle_sigterm and not _sigterm_installed and not _in_pool_worker():
+            if handle_sigterm and signal.getsignal(signal.SIGTERM) is not _our_handler and not _in_pool_worker():
+                # Not ours (never installed, replaced, or reset after fork): ours goes first, chaining to it.
                 if threading.current_thread() is threading.main_thread():
                     _install_sigterm_handler()
                 else:
@@ -238,13 +239,11 @@ def _install_at_import() -> None:
     """
     if threading.current_thread() is threading.main_thread() and not _in_pool_worker():
         with _hooks_lock:
-            if not _sigterm_installed:
-                _install_sigterm_handler()
+            _install_sigterm_handler()
 
 
 def _install_sigterm_handler() -> None:
-    global _handle_sigterm, _sigterm_installed
-    _sigterm_installed = True
+    global _handle_sigterm, _our_handler
     previous = signal.getsignal(signal.SIGTERM)
     if previous is signal.SIG_IGN:
         return  # the application chose to ignore SIGTERM; leave it so
@@ -271,7 +270,7 @@ def _install_sigterm_handler() -> None:
         else:
             handle(signum, frame)
 
-    _handle_sigterm = handle
+    _handle_sigterm, _our_handler = handle, on_sigterm
     signal.signal(signal.SIGTERM, on_sigterm)
     # A Pool worker forked from here must not keep it (see _restore_sigterm_in_pool_worker).
     import multiprocessing.util
