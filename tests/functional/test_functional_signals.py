@@ -142,3 +142,43 @@ def test_the_handler_installed_at_import_does_nothing_else_while_no_producer_sta
     assert child.returncode == -signal.SIGTERM
     assert time.monotonic() - started < 2
     assert stderr == ""
+
+
+def test_a_forked_child_that_reset_sigterm_before_its_first_metric_still_flushes_on_it(
+    clean_pipeline: LocalPipeline, tmp_path: Path
+) -> None:
+    namespace = unique_namespace("Sigterm")
+    script = tmp_path / "service.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, time
+            from metricbatch import send_metric  # the parent imports it (its handler is installed) and sends nothing
+
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a pre-fork server resets its workers' signals
+                for _ in range(1000):
+                    send_metric("Calls", 1.0, unit="Count", dimensions={"Thread": "child"})
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status), flush=True)
+            """
+        )
+    )
+    # GIVEN a parent that imported metricbatch, and a forked child that set SIGTERM back to the default
+    # WHEN the child sends 1,000 metrics and is sent SIGTERM
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        env=child_env(clean_pipeline, namespace),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
+    # THEN it died of SIGTERM after sending all of them
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(-signal.SIGTERM)]
+    assert samples_on_queue(clean_pipeline, namespace, "Calls", "Thread") == {"child": 1000}
