@@ -28,6 +28,7 @@ COUNTERS: Final = (
     "dropped_buffer_full",
     "dropped_undeliverable",
     "dropped_misconfigured",  # held while SQS refused the queue (a wrong setting) and still held at exit
+    "dropped_at_exit",  # in a round still unanswered when the process ended on a signal (they may have arrived)
     "invalid",  # calls rejected with InvalidMetricError
     "send_errors",
     "sqs_requests",
@@ -223,6 +224,43 @@ class MetricBuffer:
     @property
     def pending(self) -> int:
         return self._pending
+
+    # -- the end of a process killed by a signal -----------------------------------------------------------------------
+    def seal(self, timeout: float) -> tuple[Taken | None, int]:
+        """Accept nothing more: take the lock and keep it (``unseal`` gives it back), so every later ``record()`` (and
+        every other method) waits, and nothing is accepted that could not be sent. First waits up to ``timeout`` for
+        the sender's round in flight. Returns what is pending, taken, and how many metrics were still in flight."""
+        self._lock.acquire()
+        self._changed.wait_for(lambda: self._held == self._pending, timeout)
+        in_flight = self._held - self._pending
+        taken = None
+        if self._pending:
+            taken = Taken(self._histograms, self._pending, self._pending_values, self._accepted)
+            self._histograms = {}
+            self._generation += 1
+            self._pending = self._pending_values = 0
+            self._held -= taken.samples  # the caller delivers or counts them while it holds the lock
+            self._held_values -= taken.values
+            if not in_flight:
+                self._handled = taken.upto
+        return taken, in_flight
+
+    def count_sealed(self, counts: Mapping[str, int]) -> tuple[int, int, int, int, int]:
+        """While sealed: add ``counts``; the drop counts as ``drop_counts()`` gives them, plus dropped at exit."""
+        c = self._counters
+        for name, n in counts.items():
+            c[name] += n
+        return (
+            c["dropped"],
+            c["dropped_buffer_full"],
+            c["dropped_undeliverable"],
+            c["dropped_misconfigured"],
+            c["dropped_at_exit"],
+        )
+
+    def unseal(self) -> None:
+        """The process survived its signal after all: accept metrics again."""
+        self._lock.release()
 
     # -- flush --------------------------------------------------------------------------------------------------------
     def flush_target(self) -> int:

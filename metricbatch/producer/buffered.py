@@ -6,6 +6,7 @@ buffer, the bound, the rounds, flush, exit and fork are the same for both.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from metricbatch.producer import lifecycle
@@ -13,6 +14,7 @@ from metricbatch.producer.buffer import MetricBuffer
 from metricbatch.producer.clients import ProcessClients
 from metricbatch.producer.config import ProducerConfig
 from metricbatch.producer.destinations import DeliveryChain
+from metricbatch.producer.encoding import entries_of, samples_in
 from metricbatch.producer.sender import DropLog, Sender
 from metricbatch.producer.series import Record
 
@@ -34,6 +36,7 @@ class BufferedRecorder:
         self._config = config
         self._clients = clients
         self._owner = owner
+        self._chain = chain
         self._buffer = MetricBuffer(config.max_buffered, config.wake_threshold, clock)
         self._drop_log = DropLog(self._buffer, config.drop_log_interval, monotonic, undeliverable)
         self._sender = Sender(
@@ -49,6 +52,7 @@ class BufferedRecorder:
         self.record: Record = self._buffer.record
         self.wake = self._sender.wake
         self._closed = False
+        self._sealed = False
 
     def count(self, counts: Mapping[str, int]) -> None:
         self._buffer.count(counts)
@@ -81,6 +85,40 @@ class BufferedRecorder:
         self._buffer.abandon()  # held for a wrong setting: the process keeps nothing past close, say so
         self._buffer.want_sender()  # a metric sent after close() starts a sender again
         self._drop_log.report(final=True)
+
+    def end_for_signal(self, timeout: float | None = None) -> None:
+        """The process is about to die of a signal while other threads may still be sending: deliver everything
+        accepted, then accept nothing more until it ends (a later ``send_metric`` waits, so nothing is accepted that
+        could not be sent); one ERROR line gives the total of what could not be delivered, if any.
+
+        Flushes what is pending (threads keep sending meanwhile), then seals the buffer (waiting for a round in
+        flight, within the same ``timeout``) and delivers the rest on this thread.
+        """
+        if self._sealed:
+            return  # a second signal while ending: this thread holds the buffer's lock already
+        timeout = self._config.exit_flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        taken, in_flight = self._buffer.seal(max(0.0, deadline - time.monotonic()))
+        self._sealed = True
+        counts: dict[str, int] = {}
+        if taken is not None:
+            result = self._chain.deliver(entries_of(taken.histograms))
+            counts.update(result.counts)
+            if result.blocked:  # a wrong setting: no retry can help before the process ends
+                held = samples_in(result.held)
+                counts["dropped"] = counts.get("dropped", 0) + held
+                counts["dropped_misconfigured"] = counts.get("dropped_misconfigured", 0) + held
+        if in_flight:
+            counts["dropped"] = counts.get("dropped", 0) + in_flight
+            counts["dropped_at_exit"] = in_flight
+        self._drop_log.report(sealed=self._buffer.count_sealed(counts))
+
+    def resume_after_signal(self) -> None:
+        """The process survived the signal after all: accept metrics again."""
+        if self._sealed:
+            self._sealed = False
+            self._buffer.unseal()
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def _on_start(self) -> None:

@@ -81,6 +81,12 @@ class ImmediateRecorder:
     def close(self, timeout: float | None = None) -> None:
         """Nothing to send."""
 
+    def end_for_signal(self, timeout: float | None = None) -> None:
+        """Nothing is buffered: nothing to do."""
+
+    def resume_after_signal(self) -> None:
+        """Nothing was sealed."""
+
     def wake(self) -> None:
         """No thread to wake."""
 

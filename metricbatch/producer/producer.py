@@ -206,6 +206,14 @@ class MetricProducer:
         self._recorder.close(timeout)
 
     # -- lifecycle (called by ``lifecycle``) ------------------------------------------------------------------------
+    def end_for_signal(self, timeout: float | None = None) -> None:
+        """The process is about to die of a signal: deliver all it accepted, then accept nothing more."""
+        self._recorder.end_for_signal(timeout)
+
+    def resume_after_signal(self) -> None:
+        """The process survived the signal: accept metrics again."""
+        self._recorder.resume_after_signal()
+
     def prepare_fork(self) -> None:
         """Before fork(): a client being made (imports!) finishes first."""
         self._recorder.prepare_fork()

@@ -41,14 +41,17 @@ class DropLog:
         self._last_line: float | None = None
         self.last_error = ""
 
-    def report(self, *, final: bool = False) -> None:
-        dropped, full, undeliverable, misconfigured = self._buffer.drop_counts()
-        if final:
+    def report(self, *, final: bool = False, sealed: tuple[int, int, int, int, int] | None = None) -> None:
+        """A line if metrics were dropped since the last one (paced); ``final``: one line with the totals, if any.
+        ``sealed``: the final counts, read by the caller who holds the buffer's lock (``MetricBuffer.count_sealed``)."""
+        dropped, full, undeliverable, misconfigured, at_exit = sealed or (*self._buffer.drop_counts(), 0)
+        if final or sealed:
             if dropped:
                 held = f", held for a wrong setting until exit: {misconfigured}" if misconfigured else ""
+                unanswered = f", still being sent when the process ended: {at_exit}" if at_exit else ""
                 logger.error(
-                    "metricbatch dropped %d metric(s) in total (buffer full: %d, %s: %d%s)",
-                    dropped, full, self._undeliverable, undeliverable, held,
+                    "metricbatch dropped %d metric(s) in total (buffer full: %d, %s: %d%s%s)",
+                    dropped, full, self._undeliverable, undeliverable, held, unanswered,
                 )  # fmt: skip
             return
         new = dropped - self._reported[0]

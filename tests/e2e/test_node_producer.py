@@ -370,3 +370,70 @@ def test_node_default_dimensions_rollups_and_instrumented_sqs_read_back_exactly(
     assert sdk("ApiCallSuccessful", "ListQueues", ErrorType="ServerError") == (0.0, 1)
     assert sdk("RetryCount", "ListQueues", ErrorType="ServerError") == (2.0, 1)
     assert pipeline.aws.ledger.rejections == []
+
+
+CLUSTER = """
+    import cluster from "node:cluster";
+    import {{ openSync, writeSync }} from "node:fs";
+    import {{ sendMetric }} from "{entry}";
+
+    const WORKERS = 2;
+    if (cluster.isPrimary) {{
+      let ready = 0;
+      const exits = [];
+      cluster.on("message", () => {{
+        if (++ready === WORKERS) {{
+          // both are under load: stop them as a supervisor does, mid-load
+          setTimeout(() => {{ for (const w of Object.values(cluster.workers)) w.process.kill("SIGTERM"); }}, 1500);
+        }}
+      }});
+      cluster.on("exit", (worker, code, signal) => {{
+        exits.push({{ pid: worker.process.pid, code, signal }});
+        if (exits.length === WORKERS) console.log(JSON.stringify(exits));
+      }});
+      for (let i = 0; i < WORKERS; i++) cluster.fork();
+    }} else {{
+      // The tally file holds the number of sendMetric calls made so far, written after each slice of calls; a signal
+      // is handled between slices, so it is exact whenever the process can end.
+      const tally = openSync(`tally-${{process.pid}}`, "w");
+      const count = Buffer.alloc(8);
+      const dimensions = {{ Pid: String(process.pid) }};
+      let calls = 0;
+      const serve = () => {{
+        for (let i = 0; i < 100; i++) sendMetric("Calls", 1, {{ unit: "Count", dimensions }});
+        calls += 100;
+        count.writeBigInt64LE(BigInt(calls));
+        writeSync(tally, count, 0, 8, 0);
+        setTimeout(serve, 1);  // yield to the event loop between slices, as a server between requests
+      }};
+      serve();
+      process.send("serving");
+    }}
+"""
+
+
+def test_cluster_workers_stopped_by_sigterm_mid_load_deliver_everything_they_accepted(
+    pipeline: LocalPipeline, tmp_path: Path, node_entry: str
+) -> None:
+    # GIVEN a node:cluster primary with 2 workers that send metrics continuously, tallying every call
+    namespace = f"E2E/NodeCluster{time.monotonic_ns()}"
+    path = tmp_path / "cluster.mjs"
+    path.write_text(textwrap.dedent(CLUSTER.format(entry=node_entry)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
+    env.update({**pipeline.env(), "METRICBATCH_NAMESPACE": namespace})
+    # WHEN the primary kills each worker with SIGTERM while it is still sending
+    child = subprocess.run(
+        ["node", str(path)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    exits = json.loads(child.stdout.strip().splitlines()[-1])
+    # THEN each worker died of SIGTERM, as it would have without the library
+    assert [e["signal"] for e in exits] == ["SIGTERM", "SIGTERM"], exits
+    # AND every metric each worker accepted reached CloudWatch, exactly
+    pipeline.drain()
+    for worker in exits:
+        calls = int.from_bytes((tmp_path / f"tally-{worker['pid']}").read_bytes(), "little")
+        assert calls > 1000, calls  # it really was under load
+        got = _delivered(pipeline, namespace, "Calls", {"Pid": str(worker["pid"])})
+        assert got == (float(calls), float(calls)), (worker, calls, got, child.stderr[-2000:])
+    assert "dropped" not in child.stderr

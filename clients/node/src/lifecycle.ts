@@ -1,12 +1,16 @@
 // Exit hooks: nothing buffered is lost when the process ends.
 // - beforeExit (the event loop ran dry): flush, bounded by exitFlushTimeoutMs; the process then exits as it would have.
 // - SIGTERM / SIGINT: flush, bounded; then, unless the application listens for the signal itself (its handlers
-//   decide), re-raise it with the default disposition so the process dies of the signal as it would have.
+//   decide), re-raise it with the default disposition so the process dies of the signal as it would have. A server
+//   keeps serving while it flushes: what it accepted meanwhile goes to the exit sender first, synchronously, so no
+//   metric can be accepted between that hand-over and the end. A second signal during the flush ends the process at
+//   once, with one ERROR line counting what was not sent.
 // - process.exit() (no async work possible any more): hand what is left to a short-lived child process that sends it
 //   synchronously, bounded by the same timeout.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { debuglog } from "node:util";
+import { error } from "./log.js";
 
 const debug = debuglog("metricbatch");
 const SIGNALS = ["SIGTERM", "SIGINT"] as const;
@@ -58,15 +62,23 @@ function onBeforeExit(): void {
 function onSignal(signal: ExitSignal): void {
   const applicationListens = process.listeners(signal).some((listener) => listener !== onSignal);
   if (signalling) {
-    // A second signal while flushing: the operator insists; end now as the signal would have.
-    if (!applicationListens) reraise(signal);
+    // A second signal while flushing: the operator insists; end now as the signal would have, and say what is lost.
+    if (!applicationListens) {
+      const unsent = [...participants].reduce((n, p) => n + p.pending, 0);
+      if (unsent > 0) error(`dropped ${unsent} metric(s) not yet sent: a second ${signal} ended the process`);
+      reraise(signal);
+    }
     return;
   }
   signalling = true;
   void flushAll().then(() => {
     signalling = false;
     // The application's own handlers ran too (Node calls every listener); they decide what happens next.
-    if (!process.listeners(signal).some((listener) => listener !== onSignal)) reraise(signal);
+    if (process.listeners(signal).some((listener) => listener !== onSignal)) return;
+    // The process went on accepting metrics while it flushed: send those now, synchronously (nothing else runs in
+    // between), then end.
+    onExit();
+    reraise(signal);
   });
 }
 
@@ -93,5 +105,10 @@ function onExit(): void {
       env: process.env,
     });
     debug("exit sender for %d message(s) ended with %s", bodies.length, result.status ?? result.signal);
+    if (result.status === null) {
+      // Killed at the timeout (or could not start): the sender said nothing itself.
+      const why = result.error?.message ?? `ended by ${result.signal ?? "a signal"}`;
+      error(`${bodies.length} message(s) of metrics may not have been sent at exit: the exit sender ${why}`);
+    }
   }
 }
