@@ -10,12 +10,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metricbatch.batcher.self_metrics import api_calls_saved
 from metricbatch.cli import arguments
 from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline, find_assembly
 
 # Realistic service-wrapper metrics: (namespace, metric, unit, dimension name, dimension values, value range)
 WORKLOAD: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[float, float]], ...] = (
@@ -56,6 +57,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of the simulated workload; the same seed sends the same metrics"
     )
+    arguments.add_batcher_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -91,19 +93,30 @@ def _progress_bar(label: str, done: int, total: int, stream: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_demo(metrics=args.metrics, services=args.services, seed=args.seed, show_progress=True)
+    assembly = find_assembly(args.assembly, in_process=args.in_process)
+    report = run_demo(
+        metrics=args.metrics, services=args.services, seed=args.seed, show_progress=True, assembly=assembly
+    )
     print_report(report)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     return 0 if report["metrics_lost"] == 0 else 1
 
 
-def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool = False) -> dict[str, Any]:
-    """Run the pipeline end to end and return the report (the fields of ``demo --json``)."""
+def run_demo(
+    *, metrics: int, services: int, seed: int = 42, show_progress: bool = False, assembly: Path | None = None
+) -> dict[str, Any]:
+    """Run the pipeline end to end and return the report (the fields of ``demo --json``).
+
+    With ``assembly`` the batcher is the deployed package run as Lambda runs it; without, the in-process handler.
+    """
     stream = sys.stderr
     started = time.perf_counter()
     expected = Expected()
-    with LocalPipeline() as pipeline:
+    with LocalPipeline(assembly=assembly) as pipeline:
+        batcher = pipeline.describe_batcher()
+        if show_progress:
+            stream.write(f"batcher: {batcher}\n")
         pipeline.start_polling()
         per_service = [metrics // services + (1 if i < metrics % services else 0) for i in range(services)]
         progress = [0] * services
@@ -151,6 +164,7 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         stats = [p.stats() for p in producers]
         dlq_messages = pipeline.dlq_depth()
         queue_remaining = pipeline.queue_depth()
+        sandboxes = pipeline.function.stats if pipeline.function is not None else None
     calls = ledger["calls"]
     put_calls = calls.get("cloudwatch:PutMetricData", 0)
     sqs_sends = calls.get("sqs:SendMessageBatch", 0) + calls.get("sqs:SendMessage", 0)
@@ -192,8 +206,21 @@ def run_demo(*, metrics: int, services: int, seed: int = 42, show_progress: bool
         "reduction_vs_old_batcher_pct": 100.0 * (1 - put_calls / designs[1].put_metric_data_calls) if metrics else 0.0,
         "dollars_per_million_metrics": {d.design: per_million(d, metrics).dollars for d in designs},
         "handler_seconds": round(poller.handler_seconds, 3),
+        "batcher": "deployed-package" if sandboxes is not None else "in-process",
+        "batcher_detail": batcher,
+        "lambda_cold_starts": sandboxes.cold_starts if sandboxes is not None else None,
+        "lambda_timeouts": sandboxes.timeouts if sandboxes is not None else None,
         "elapsed_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _batcher_line(report: dict[str, Any]) -> str:
+    if report.get("batcher") == "deployed-package":
+        return (
+            f"batcher: ran {report['batcher_detail']}; {report['lambda_cold_starts']} cold start(s), "
+            f"{report['lambda_timeouts']} timeout(s)"
+        )
+    return f"batcher: ran the {report.get('batcher_detail', 'in-process handler')}"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -202,6 +229,7 @@ def print_report(report: dict[str, Any]) -> None:
         "",
         "metricbatch demo — savings report (embedded AWS, strict CloudWatch)",
         "-" * 68,
+        _batcher_line(report),
         f"metrics sent / delivered / lost    {report['metrics_sent']:>10,} / {report['metrics_delivered']:,} / "
         f"{report['metrics_lost']:,}",
         f"series read back exactly           {report['series_exact']:>10,} of {report['series']:,}",
