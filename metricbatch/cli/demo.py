@@ -114,6 +114,7 @@ def run_demo(
     started = time.perf_counter()
     expected = Expected()
     with LocalPipeline(assembly=assembly) as pipeline:
+        pipeline.warm_batcher()  # a package that cannot start fails here, naming its handler
         batcher = pipeline.describe_batcher()
         if show_progress:
             stream.write(f"batcher: {batcher}\n")

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         assembly=find_assembly(args.assembly, in_process=args.in_process),
     ) as pipeline:
+        pipeline.warm_batcher()  # a package that cannot start fails here, naming its handler
         pipeline.start_polling()
         print(f"# batcher: {pipeline.describe_batcher()}", flush=True)
         print("# metricbatch local pipeline is running; in another shell:", flush=True)

@@ -116,7 +116,6 @@ class LocalPipeline:
         if self.function_definition is not None:
             try:
                 self.function = self._deployed_function(self.function_definition, EmfExtractor(emf_client))
-                self.function.warm()  # fail here, naming the handler, rather than on every batch
             except BaseException:
                 self.stop()
                 raise
@@ -132,6 +131,11 @@ class LocalPipeline:
             emf_sink=EmfExtractor(emf_client),
         )
         return self
+
+    def warm_batcher(self) -> float | None:
+        """Start one sandbox of the deployed batcher now (else the first batch does): its init seconds, None when
+        the batcher runs in-process. Raises FunctionInitError naming the handler if the package cannot start."""
+        return self.function.warm() if self.function is not None else None
 
     def start_polling(self) -> None:
         """Run the event source mapping in background threads (like Lambda's pollers)."""
