@@ -88,7 +88,7 @@ def stack_template(assembly_dir: Path) -> tuple[str, dict[str, Any]]:
 
 def read_function(assembly_dir: Path | str) -> FunctionDefinition:
     """The function of the assembly that an SQS event source drives (the batcher), with its settings."""
-    assembly_dir = Path(assembly_dir)
+    assembly_dir = Path(assembly_dir).absolute()  # the sandbox starts in its task root
     stack_name, template = stack_template(assembly_dir)
     resources: dict[str, Any] = template.get("Resources", {})
     functions = {k: v for k, v in resources.items() if v.get("Type") == "AWS::Lambda::Function"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import time
@@ -191,9 +192,13 @@ class LocalPipeline:
         if definition is None:
             return "in-process handler from the source tree (no cloud assembly)"
         version = importlib.metadata.version(RUNTIME_CLIENT_DISTRIBUTION)
+        folder = definition.asset_dir.parent
+        with contextlib.suppress(ValueError):
+            folder = folder.relative_to(Path.cwd())
+        asset = f"{folder}/{definition.asset_dir.name[:18]}…"  # asset.<sha256>: 12 hex digits are plenty
         return (
-            f"the deployed package {definition.asset_dir} (Handler {definition.handler}, "
-            f"{RUNTIME_CLIENT_DISTRIBUTION} {version}, up to {self.poller_config.concurrency} sandboxes)"
+            f"the deployed package {asset} (Handler {definition.handler}, {RUNTIME_CLIENT_DISTRIBUTION} {version}, "
+            f"up to {self.poller_config.concurrency} sandboxes)"
         )
 
     # -- use ------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ CloudWatch, the queue and the DLQ, the sandbox processes, and the function's log
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -215,8 +216,11 @@ def test_maximum_concurrency_runs_that_many_sandboxes(deployed_assembly: Path) -
         assert pipeline.read_series(namespace, "Orders", unit="Count") == (21.0, 6.0)
 
 
-def assembly_variant(source: Path, target: Path, *, handler: str | None = None, drop: str | None = None) -> Path:
-    """A copy of a cloud assembly with another Handler string, or with a module removed from the package."""
+def assembly_variant(
+    source: Path, target: Path, *, handler: str | None = None, drop: str | None = None, forget: str | None = None
+) -> Path:
+    """A copy of a cloud assembly with another Handler string, a module removed from the package, or an environment
+    variable the template forgets."""
     target.mkdir(parents=True)
     for item in source.iterdir():
         if item.is_file():
@@ -226,14 +230,31 @@ def assembly_variant(source: Path, target: Path, *, handler: str | None = None, 
             shutil.rmtree(target / item.name / drop)
         elif item.name.startswith("asset."):
             (target / item.name).symlink_to(item)
-    if handler is not None:
-        (template_file,) = target.glob("*.template.json")
-        template = json.loads(template_file.read_text())
-        for resource in template["Resources"].values():
-            if resource["Type"] == "AWS::Lambda::Function":
-                resource["Properties"]["Handler"] = handler
-        template_file.write_text(json.dumps(template))
+    (template_file,) = target.glob("*.template.json")
+    template = json.loads(template_file.read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            resource["Properties"]["Handler"] = handler or resource["Properties"]["Handler"]
+            resource["Properties"]["Environment"]["Variables"].pop(forget, None)
+    template_file.write_text(json.dumps(template))
     return target
+
+
+def test_a_variable_the_template_forgets_is_missing_in_the_function(deployed_assembly: Path, tmp_path: Path) -> None:
+    # GIVEN a template without POWERTOOLS_SERVICE_NAME, run from a process that has one (the in-process batcher's)
+    variant = assembly_variant(deployed_assembly, tmp_path / "variant", forget="POWERTOOLS_SERVICE_NAME")
+    with LocalPipeline(queue_name=f"env-{uuid.uuid4().hex[:8]}", assembly=variant, window_seconds=0) as pipeline:
+        assert os.environ["POWERTOOLS_SERVICE_NAME"] == "metricbatch-local"
+        function = pipeline.function
+        assert function is not None
+        namespace = f"Runner/{uuid.uuid4().hex[:8]}"
+        # WHEN a batch is handled
+        send(pipeline, envelope(namespace, 1))
+        pipeline.drain(timeout=60)
+        # THEN the function saw only the template's environment: no service name, so Powertools' default
+        (record,) = [r for r in function.logs.records() if r.get("message") == "batch done"]
+        assert record["service"] == "service_undefined"
+        assert pipeline.read_series(namespace, "Orders", unit="Count") == (1.0, 1.0)
 
 
 @pytest.mark.parametrize(
