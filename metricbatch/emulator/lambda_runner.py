@@ -323,7 +323,7 @@ class Sandbox:
             )
         self._sync_logs()
         self._report(request_id, duration_ms, init_seconds)
-        self._freeze(api)
+        self.freeze()
         if reply.kind == "error":
             summary = reply.error_summary()
             raise FunctionInvocationError(f"{self.spec.name}: {summary}", error_type=summary.split(":", 1)[0])
@@ -343,9 +343,11 @@ class Sandbox:
             os.kill(self._process.pid, signal.SIGCONT)
             self.frozen = False
 
-    def _freeze(self, api: RuntimeApi) -> None:
-        # Lambda freezes the sandbox once its runtime asks for the next event.
-        api.idle.wait(_FREEZE_WAIT_SECONDS)
+    def freeze(self) -> None:
+        """SIGSTOP the sandbox once its runtime asks for the next event (as Lambda freezes it then)."""
+        if self._api is None or self.frozen:
+            return
+        self._api.idle.wait(_FREEZE_WAIT_SECONDS)
         if self._process is not None and self._process.poll() is None:
             os.kill(self._process.pid, signal.SIGSTOP)
             self.frozen = True
@@ -482,7 +484,11 @@ class LocalLambdaFunction:
     def warm(self) -> float:
         """Start one sandbox now (Lambda would on the first event); its init duration. Raises FunctionInitError."""
         with self._sandbox() as sandbox:
-            return sandbox.start() if not sandbox.alive else 0.0
+            if sandbox.alive:
+                return 0.0
+            init_seconds = sandbox.start()
+            sandbox.freeze()  # as Lambda does once the runtime asks for its first event
+            return init_seconds
 
     @property
     def sandboxes(self) -> list[Sandbox]:
