@@ -19,6 +19,7 @@ The Lambda package never imports this module: it stands in for AWS.
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -84,6 +85,12 @@ class SandboxStats:
     max_memory_used_mb: int = 0
     pids: list[int] = field(default_factory=list)
     peak_concurrency: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a counter (the sandboxes update them from their own threads)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
 
 
 def runtime_dir(target: Path) -> Path:
@@ -237,7 +244,7 @@ class Sandbox:
         )  # fmt: skip
         reader = os.fdopen(read_fd, "rb", buffering=0)
         self._reader = start_daemon(lambda: self._read_logs(reader), f"lambda-logs-{self._process.pid}")
-        self._stats.cold_starts += 1
+        self._stats.count("cold_starts")
         self._stats.pids.append(self._process.pid)
         init_limit = started + LAMBDA_INIT_TIMEOUT_SECONDS + self.spec.timeout_seconds
         while not self._api.idle.wait(0.05):
@@ -254,7 +261,7 @@ class Sandbox:
 
     def _init_failed(self, summary: str) -> None:
         self._sync_logs()
-        self._stats.init_errors += 1
+        self._stats.count("init_errors")
         self.stop()
         raise FunctionInitError(
             f"the function {self.spec.name} cannot start with Handler {self.spec.handler!r} "
@@ -302,14 +309,14 @@ class Sandbox:
             )
         )
         self._thaw()
-        self._stats.invocations += 1
+        self._stats.count("invocations")
         reply = self._wait_reply(api, request_id, started + self.spec.timeout_seconds)
         duration_ms = (time.monotonic() - started) * 1000
         if reply is None:  # past the deadline, or the process died: the sandbox is gone
             timed_out = self._process is not None and self._process.poll() is None
             self.stop()
             if timed_out:
-                self._stats.timeouts += 1
+                self._stats.count("timeouts")
                 self._emit(f"{_timestamp()} {request_id} Task timed out after {self.spec.timeout_seconds:.2f} seconds")
                 self._report(request_id, duration_ms, init_seconds)
                 raise FunctionTimeoutError(
@@ -351,7 +358,7 @@ class Sandbox:
         if self._process is not None and self._process.poll() is None:
             os.kill(self._process.pid, signal.SIGSTOP)
             self.frozen = True
-            self._stats.freezes += 1
+            self._stats.count("freezes")
 
     # -- the log stream ---------------------------------------------------------------------------------------------
     def _read_logs(self, stream: IO[bytes]) -> None:
@@ -501,8 +508,13 @@ class LocalLambdaFunction:
             sandbox.stop()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def _sandbox(self) -> _Lease:
-        return _Lease(self)
+    @contextlib.contextmanager
+    def _sandbox(self) -> Iterator[Sandbox]:
+        sandbox = self._acquire()
+        try:
+            yield sandbox
+        finally:
+            self._release(sandbox)
 
     def _acquire(self) -> Sandbox:
         with self._available:
@@ -525,20 +537,6 @@ class LocalLambdaFunction:
             if sandbox in self._sandboxes:
                 self._idle.append(sandbox)
             self._available.notify()
-
-
-class _Lease:
-    def __init__(self, function: LocalLambdaFunction) -> None:
-        self._function = function
-        self._sandbox: Sandbox | None = None
-
-    def __enter__(self) -> Sandbox:
-        self._sandbox = self._function._acquire()
-        return self._sandbox
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._sandbox is not None
-        self._function._release(self._sandbox)
 
 
 def iter_report_lines(lines: Iterator[str] | list[str]) -> Iterator[dict[str, str]]:
