@@ -77,26 +77,22 @@ def pipeline(deployed_assembly: Path, shown: list[str]) -> Iterator[LocalPipelin
         yield started
 
 
-def test_the_template_decides_how_the_batcher_runs(pipeline: LocalPipeline, deployed_assembly: Path) -> None:
-    # GIVEN the dev stack's assembly THEN its function's settings, not the source tree's defaults, are what runs
-    definition = pipeline.function_definition
-    assert definition is not None and pipeline.function is not None
+def test_one_sandbox_cold_starts_is_frozen_between_invocations_and_reused(
+    pipeline: LocalPipeline, deployed_assembly: Path
+) -> None:
+    function, definition = pipeline.function, pipeline.function_definition
+    assert function is not None and definition is not None
+    # GIVEN the dev stack's assembly: its function's settings, not the source tree's defaults, are what runs
     assert definition.asset_dir.parent == deployed_assembly
-    assert pipeline.function.spec.task_root == definition.asset_dir
-    assert pipeline.function.spec.handler == "lambdas/batcher/handler.handler"
-    assert pipeline.function.spec.timeout_seconds == definition.timeout_seconds == 60
-    assert pipeline.function.spec.memory_mb == 256
+    assert function.spec.task_root == definition.asset_dir
+    assert function.spec.handler == "lambdas/batcher/handler.handler"
+    assert function.spec.timeout_seconds == definition.timeout_seconds == 60
+    assert function.spec.memory_mb == 256
     assert pipeline.poller_config.batch_size == 20  # the event source mapping's BatchSize
     assert pipeline.poller_config.concurrency == 2  # its ScalingConfig.MaximumConcurrency
     # the queue refs of Environment.Variables point at this pipeline's queues
-    environment = pipeline.function.spec.environment
-    assert environment["METRICBATCH_QUEUE_URL"] == pipeline.queue_url
-    assert environment["METRICBATCH_DLQ_URL"] == pipeline.dlq_url
-
-
-def test_one_sandbox_cold_starts_is_frozen_between_invocations_and_reused(pipeline: LocalPipeline) -> None:
-    function = pipeline.function
-    assert function is not None
+    assert function.spec.environment["METRICBATCH_QUEUE_URL"] == pipeline.queue_url
+    assert function.spec.environment["METRICBATCH_DLQ_URL"] == pipeline.dlq_url
     namespace = f"Runner/{uuid.uuid4().hex[:8]}"
     # GIVEN a batch on the queue WHEN the poller hands it to the function
     send(pipeline, envelope(namespace, 1, 2, 3))
@@ -204,8 +200,8 @@ def test_maximum_concurrency_runs_that_many_sandboxes(deployed_assembly: Path) -
         function = pipeline.function
         assert function is not None and pipeline.poller_config.concurrency == 2
         namespace = f"Runner/{uuid.uuid4().hex[:8]}"
-        pipeline.aws.faults.add(Fault("cloudwatch:PutMetricData", kind="delay", delay_seconds=0.5))
-        send(pipeline, *(envelope(namespace, i) for i in range(1, 7)))
+        pipeline.aws.faults.add(Fault("cloudwatch:PutMetricData", kind="delay", delay_seconds=0.4))
+        send(pipeline, *(envelope(namespace, i) for i in range(1, 5)))
         # WHEN the event source mapping drains the queue
         pipeline.start_polling()
         wait_until_settled(pipeline, timeout=60)
@@ -213,7 +209,7 @@ def test_maximum_concurrency_runs_that_many_sandboxes(deployed_assembly: Path) -
         # THEN two sandboxes ran at once, never more, and every metric arrived once
         assert function.stats.cold_starts == 2 and len(set(function.stats.pids)) == 2
         assert function.stats.peak_concurrency == 2
-        assert pipeline.read_series(namespace, "Orders", unit="Count") == (21.0, 6.0)
+        assert pipeline.read_series(namespace, "Orders", unit="Count") == (10.0, 4.0)
 
 
 def assembly_variant(
@@ -225,9 +221,11 @@ def assembly_variant(
     for item in source.iterdir():
         if item.is_file():
             shutil.copy2(item, target / item.name)
-        elif item.name.startswith("asset.") and drop is not None:
-            shutil.copytree(item, target / item.name, symlinks=True)
-            shutil.rmtree(target / item.name / drop)
+        elif item.name.startswith("asset.") and drop is not None:  # the package's entries, linked, less one
+            (target / item.name).mkdir()
+            for entry in item.iterdir():
+                if entry.name != drop:
+                    (target / item.name / entry.name).symlink_to(entry)
         elif item.name.startswith("asset."):
             (target / item.name).symlink_to(item)
     (template_file,) = target.glob("*.template.json")
