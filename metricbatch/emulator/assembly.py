@@ -67,6 +67,18 @@ class FunctionDefinition:
         return resolved
 
 
+def differing_sources(asset_dir: Path, package_dir: Path, package: str = "metricbatch") -> list[str]:
+    """The package's modules whose copy in the asset differs from ``package_dir`` (e.g. the checkout's): an assembly
+    synthesized before the last edit. Modules only one side has are ignored (the asset holds the batcher's part)."""
+    differing = []
+    for staged in sorted((asset_dir / package).rglob("*.py")):
+        relative = staged.relative_to(asset_dir / package)
+        current = package_dir / relative
+        if current.is_file() and current.read_bytes() != staged.read_bytes():
+            differing.append(f"{package}/{relative}")
+    return differing
+
+
 def stack_template(assembly_dir: Path) -> tuple[str, dict[str, Any]]:
     """The name and template of the assembly's one stack."""
     manifest_file = assembly_dir / "manifest.json"

@@ -10,8 +10,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import metricbatch
 from metricbatch.deploy import PipelineSettings, settings_for
-from metricbatch.emulator.assembly import FunctionDefinition, queue_refs, read_function, stack_template
+from metricbatch.emulator.assembly import (
+    FunctionDefinition,
+    differing_sources,
+    queue_refs,
+    read_function,
+    stack_template,
+)
 from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
@@ -196,9 +203,11 @@ class LocalPipeline:
         with contextlib.suppress(ValueError):
             folder = folder.relative_to(Path.cwd())
         asset = f"{folder}/{definition.asset_dir.name[:18]}…"  # asset.<sha256>: 12 hex digits are plenty
+        stale = differing_sources(definition.asset_dir, Path(metricbatch.__file__).parent)
+        warning = f"; STALE: {len(stale)} module(s) differ from {metricbatch.__name__}/, re-synthesize" if stale else ""
         return (
             f"the deployed package {asset} (Handler {definition.handler}, {RUNTIME_CLIENT_DISTRIBUTION} {version}, "
-            f"up to {self.poller_config.concurrency} sandboxes)"
+            f"up to {self.poller_config.concurrency} sandboxes{warning})"
         )
 
     # -- use ------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from metricbatch.emulator.assembly import queue_refs, read_function, stack_template
+from metricbatch.emulator.assembly import differing_sources, queue_refs, read_function, stack_template
 from metricbatch.emulator.lambda_runner import LogStream
 from metricbatch.exceptions import ConfigurationError
 
@@ -103,3 +103,16 @@ def test_the_log_stream_extracts_emf_and_shows_only_warnings_and_errors() -> Non
     assert shown == [json.dumps(warning)]
     assert logs.records() == [info, warning]
     assert len(logs.lines) == 4  # the blank line is not an event
+
+
+def test_an_assembly_synthesized_before_the_last_edit_is_named_stale(tmp_path: Path) -> None:
+    # GIVEN a package staged from the checkout, then an edit to the checkout
+    asset, checkout = tmp_path / "asset.abc", tmp_path / "checkout" / "metricbatch"
+    for root in (asset / "metricbatch" / "batcher", checkout / "batcher"):
+        root.mkdir(parents=True)
+        (root / "handler.py").write_text("VERSION = 1\n")
+    (checkout / "cli.py").write_text("not in the package\n")
+    assert differing_sources(asset, checkout) == []
+    (checkout / "batcher" / "handler.py").write_text("VERSION = 2\n")
+    # THEN the module that differs is named
+    assert differing_sources(asset, checkout) == ["metricbatch/batcher/handler.py"]
