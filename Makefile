@@ -88,8 +88,10 @@ test: setup lint test-node
 test-fast: $(BIN)/.installed
 	$(BIN)/pytest tests/unit tests/functional -q
 
-demo: $(BIN)/.installed
-	$(BIN)/metricbatch demo
+# The batcher runs as Lambda runs it: the dev stack's package, synthesized here (~10 s), under AWS's runtime client.
+demo: $(BIN)/.installed node_modules/.installed lambda-deps
+	$(CDK) synth --quiet -c env=dev -o cdk.out/dev
+	$(BIN)/metricbatch demo --assembly cdk.out/dev
 
 synth: setup
 	for env in $(ENVS); do $(CDK) synth --quiet -c env=$$env -o cdk.out/$$env || exit 1; done

@@ -26,3 +26,7 @@ POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 SELF_METRICS_NAMESPACE: Final = "MetricBatch"  # the batcher's EMF self-metrics, when the variable is unset
 SERVICE_NAME: Final = "metricbatch"  # the self-metrics' ``service`` dimension, when the variable is unset
+
+# -- local tooling ---------------------------------------------------------------------------------------------------
+# The cloud assembly whose batcher `metricbatch demo` and `metricbatch local` run (default: ./cdk.out/dev if present).
+LOCAL_ASSEMBLY: Final = "METRICBATCH_LOCAL_ASSEMBLY"

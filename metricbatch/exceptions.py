@@ -31,3 +31,19 @@ class WireFormatError(MetricBatchError, ValueError):
 
 class ConfigurationError(MetricBatchError):
     """Missing or contradictory configuration, e.g. no queue URL for the default producer."""
+
+
+class FunctionInvocationError(MetricBatchError):
+    """A function run by the local Lambda runner failed an invocation: an error response, a crash or a timeout."""
+
+    def __init__(self, message: str, *, error_type: str = "Runtime.Unknown") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class FunctionInitError(FunctionInvocationError):
+    """The function's runtime could not initialise (bad ``Handler`` string, a module missing from the package)."""
+
+
+class FunctionTimeoutError(FunctionInvocationError):
+    """An invocation ran past its deadline; the sandbox was killed, as Lambda does."""

@@ -114,6 +114,9 @@ MAX_SQS_BATCH_SIZE: Final = 10_000
 MIN_LAMBDA_MEMORY_MB: Final = 128
 MAX_LAMBDA_MEMORY_MB: Final = 10_240
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
+# Lambda execution environment lifecycle: "The Init phase is limited to 10 seconds"; past it, Lambda retries the
+# init within the first invocation, under the function's timeout.
+LAMBDA_INIT_TIMEOUT_SECONDS: Final = 10
 # AWS guidance: queue visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
 

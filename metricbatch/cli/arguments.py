@@ -67,3 +67,17 @@ def check_batch_window(parser: argparse.ArgumentParser, size: int | None, window
         parser.error(
             f"argument --window: a batch size above 10 ({size}) needs a window of at least 1 s, got {window:g}"
         )
+
+
+def add_batcher_options(parser: argparse.ArgumentParser) -> None:
+    """--assembly / --in-process: how `demo` and `local` run the batcher."""
+    parser.add_argument(
+        "--assembly", default=None, metavar="DIR",
+        help="cloud assembly whose batcher package to run under AWS's runtime interface client, as Lambda runs it "
+        "(default: $METRICBATCH_LOCAL_ASSEMBLY, else ./cdk.out/dev if synthesized)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="run the batcher's handler in this process from the installed package instead (the fallback when "
+        "there is no cloud assembly, e.g. after a pip install)",
+    )  # fmt: skip

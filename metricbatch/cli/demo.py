@@ -16,7 +16,7 @@ from typing import Any
 from metricbatch.batcher.self_metrics import api_calls_saved
 from metricbatch.cli import arguments
 from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.stack import LocalPipeline, find_assembly
 from metricbatch.exceptions import ConfigurationError
 
 DEMO_DASHBOARD = "metricbatch-dashboard.png"
@@ -68,6 +68,7 @@ def register(subparsers: Any) -> None:
         help=f"where to write the dashboard (default {DEMO_DASHBOARD})",
     )
     parser.add_argument("--no-dashboard", action="store_true", help="do not render the dashboard")
+    arguments.add_batcher_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -104,8 +105,9 @@ def _progress_bar(label: str, done: int, total: int, stream: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dashboard = None if args.no_dashboard else args.dashboard
+    assembly = find_assembly(args.assembly, in_process=args.in_process)
     report = run_demo(metrics=args.metrics, services=args.services, seed=args.seed, show_progress=True,
-                      dashboard=dashboard)  # fmt: skip
+                      dashboard=dashboard, assembly=assembly)  # fmt: skip
     print_report(report)
     if report.get("dashboard"):
         print(f"dashboard: {report['dashboard']}")
@@ -115,13 +117,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_demo(
-    *, metrics: int, services: int, seed: int = 42, show_progress: bool = False, dashboard: Path | None = None
+    *,
+    metrics: int,
+    services: int,
+    seed: int = 42,
+    show_progress: bool = False,
+    dashboard: Path | None = None,
+    assembly: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the pipeline end to end and return the report (the fields of ``demo --json``)."""
+    """Run the pipeline end to end and return the report (the fields of ``demo --json``).
+
+    With ``assembly`` the batcher is the deployed package run as Lambda runs it; without, the in-process handler.
+    """
     stream = sys.stderr
     started = time.perf_counter()
     expected = Expected()
-    with LocalPipeline() as pipeline:
+    with LocalPipeline(assembly=assembly) as pipeline:
+        pipeline.warm_batcher()  # a package that cannot start fails here, naming its handler
+        batcher = pipeline.describe_batcher()
+        if show_progress:
+            stream.write(f"batcher: {batcher}\n")
         pipeline.start_polling()
         per_service = [metrics // services + (1 if i < metrics % services else 0) for i in range(services)]
         progress = [0] * services
@@ -169,6 +184,7 @@ def run_demo(
         stats = [p.stats() for p in producers]
         dlq_messages = pipeline.dlq_depth()
         queue_remaining = pipeline.queue_depth()
+        sandboxes = pipeline.function.stats if pipeline.function is not None else None
         elapsed = round(time.perf_counter() - started, 2)  # the pipeline's run, not the picture's rendering
         dashboard_path, dashboard_values = _render_dashboard(pipeline, dashboard, stream) if dashboard else (None, {})
     calls = ledger["calls"]
@@ -212,6 +228,10 @@ def run_demo(
         "reduction_vs_old_batcher_pct": 100.0 * (1 - put_calls / designs[1].put_metric_data_calls) if metrics else 0.0,
         "dollars_per_million_metrics": {d.design: per_million(d, metrics).dollars for d in designs},
         "handler_seconds": round(poller.handler_seconds, 3),
+        "batcher": "deployed-package" if sandboxes is not None else "in-process",
+        "batcher_detail": batcher,
+        "lambda_cold_starts": sandboxes.cold_starts if sandboxes is not None else None,
+        "lambda_timeouts": sandboxes.timeouts if sandboxes is not None else None,
         "elapsed_seconds": elapsed,
         "dashboard": dashboard_path,
         # what the picture's single-value widgets show ({title: {label: value}}), to compare with this report
@@ -241,12 +261,22 @@ def _render_dashboard(
     return str(rendered.path.resolve()), values
 
 
+def _batcher_line(report: dict[str, Any]) -> str:
+    if report.get("batcher") == "deployed-package":
+        return (
+            f"batcher: ran {report['batcher_detail']}; {report['lambda_cold_starts']} cold start(s), "
+            f"{report['lambda_timeouts']} timeout(s)"
+        )
+    return f"batcher: ran the {report.get('batcher_detail', 'in-process handler')}"
+
+
 def print_report(report: dict[str, Any]) -> None:
     dollars = report["dollars_per_million_metrics"]
     lines = [
         "",
         "metricbatch demo — savings report (embedded AWS, strict CloudWatch)",
         "-" * 68,
+        _batcher_line(report),
         f"metrics sent / delivered / lost    {report['metrics_sent']:>10,} / {report['metrics_delivered']:,} / "
         f"{report['metrics_lost']:,}",
         f"series read back exactly           {report['series_exact']:>10,} of {report['series']:,}",

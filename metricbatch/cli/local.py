@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Any
 
 from metricbatch.cli import arguments
-from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline
+from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline, find_assembly
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.limits import MAX_BATCHING_WINDOW_SECONDS, MAX_SQS_BATCH_SIZE
 from metricbatch.validation import check_namespace
@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
         "--interval", type=arguments.positive_float, default=2.0,
         help="seconds between updates of the one-line summary on stderr (default 2)",
     )  # fmt: skip
+    arguments.add_batcher_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     with LocalPipeline(
-        port=args.port, window_seconds=args.window, batch_size=args.batch_size, namespace=args.namespace
+        port=args.port,
+        window_seconds=args.window,
+        batch_size=args.batch_size,
+        namespace=args.namespace,
+        assembly=find_assembly(args.assembly, in_process=args.in_process),
     ) as pipeline:
+        pipeline.warm_batcher()  # a package that cannot start fails here, naming its handler
         pipeline.start_polling()
+        print(f"# batcher: {pipeline.describe_batcher()}", flush=True)
         print("# metricbatch local pipeline is running; in another shell:", flush=True)
         for key, value in pipeline.env().items():
             print(f"export {key}={shlex.quote(value)}", flush=True)

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from metricbatch.exceptions import ConfigurationError
+from metricbatch.exceptions import ConfigurationError, FunctionInitError
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `metricbatch plan ... | head`
         return 0
     # One line instead of a traceback (-v logs the traceback too): a setting to fix, or what AWS answered.
-    except (ConfigurationError, NoRegionError) as exc:
+    except (ConfigurationError, FunctionInitError, NoRegionError) as exc:
         logger.debug("configuration error", exc_info=True)
         message = NO_REGION_MESSAGE if isinstance(exc, NoRegionError) else str(exc)
         print(f"{verb}: {message}", file=sys.stderr)

@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,12 +89,16 @@ class RequestLedger:
 
 @dataclass
 class Fault:
-    """Fail a share of one operation's requests: ``kind`` is "throttle" (400 Throttling) or "unavailable" (503)."""
+    """Fail a share of one operation's requests: ``kind`` is "throttle" (400 Throttling) or "unavailable" (503);
+    "delay" serves the request normally after ``delay_seconds`` (a slow service), and any kind waits that long first
+    (a stalled request)."""
 
     operation: str
     kind: str = "throttle"
     probability: float = 1.0
     remaining: int | None = None  # stop after this many injected faults (None: keep going)
+    delay_seconds: float = 0.0
+    skip: int = 0  # let this many matching requests through untouched first
 
 
 class FaultPlan:
@@ -118,6 +123,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.operation != operation or fault.remaining == 0:
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 if self._rng.random() < fault.probability:
                     if fault.remaining is not None:
@@ -188,7 +196,9 @@ class AwsGateway:
             return start_response(status, headers, *args)
 
         fault = self.faults.pick(operation)
-        if fault is not None:
+        if fault is not None and fault.delay_seconds > 0:
+            time.sleep(fault.delay_seconds)
+        if fault is not None and fault.kind != "delay":
             status, code, message = _FAULT_RESPONSES[fault.kind]
             result = _error(recording_start_response, status, code, message)
         else:

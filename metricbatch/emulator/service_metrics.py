@@ -43,6 +43,8 @@ class LambdaServiceMetrics:
             finally:
                 self.record((time.perf_counter() - started) * MS_PER_SECOND, failed=failed)
 
+        # a deployed function's sandboxes are processes of their own: the poller must still see that
+        invoke.runs_isolated = bool(getattr(handler, "runs_isolated", False))  # type: ignore[attr-defined]
         return invoke
 
     def record(self, duration_ms: float, *, failed: bool) -> None:

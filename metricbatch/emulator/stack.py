@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import metricbatch
 from metricbatch.dashboard.body import LocalNames
 from metricbatch.deploy import PipelineSettings, settings_for
+from metricbatch.emulator.assembly import (
+    FunctionDefinition,
+    differing_sources,
+    queue_refs,
+    read_function,
+    stack_template,
+)
 from metricbatch.emulator.embedded import EmbeddedAws, PipelineQueues
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
+from metricbatch.emulator.lambda_runner import RUNTIME_CLIENT_DISTRIBUTION, FunctionSpec, LocalLambdaFunction
 from metricbatch.emulator.service_metrics import LambdaServiceMetrics
-from metricbatch.env import MODE, NAMESPACE, QUEUE_URL
+from metricbatch.env import ALLOWED_NAMESPACES, LOCAL_ASSEMBLY, MODE, NAMESPACE, QUEUE_URL
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -21,12 +33,30 @@ LOCAL_SERVICE_NAME = "metricbatch-local"
 # The default namespace env() hands to services (METRICBATCH_NAMESPACE), so `metricbatch send NAME VALUE` just works.
 LOCAL_NAMESPACE = "Local/App"
 
+# Where `make synth` writes the dev stack's cloud assembly; `metricbatch demo` and `local` run its batcher if present.
+DEFAULT_ASSEMBLY = Path("cdk.out") / "dev"
+
+
+def find_assembly(explicit: str | Path | None = None, *, in_process: bool = False) -> Path | None:
+    """The cloud assembly to run the batcher from: ``explicit``, else METRICBATCH_LOCAL_ASSEMBLY, else ./cdk.out/dev
+    when it was synthesized; None (the in-process handler) when ``in_process`` or there is none (a pip install)."""
+    if in_process:
+        return None
+    chosen = explicit or os.environ.get(LOCAL_ASSEMBLY)
+    if chosen:
+        return Path(chosen)
+    return DEFAULT_ASSEMBLY if (DEFAULT_ASSEMBLY / "manifest.json").is_file() else None
+
 
 class LocalPipeline:
     """Start with ``with LocalPipeline() as pipeline:``; everything it starts is stopped on exit.
 
-    The handler runs in this process with the environment Lambda would give it (set while the pipeline runs,
-    restored afterwards); boto3 everywhere reaches the embedded AWS through the standard AWS_ENDPOINT_URL.
+    With ``assembly`` (a cloud assembly folder, e.g. ``cdk.out/dev``) the batcher runs as Lambda runs it: the
+    synthesized package under AWS's runtime interface client, in sandbox processes, with the template's Handler,
+    environment (queue refs resolved to the local queues), Timeout, MemorySize, and the event source's BatchSize,
+    MaximumBatchingWindowInSeconds and MaximumConcurrency (explicit arguments win). Without it the handler runs in
+    this process from the source tree, with the environment Lambda would give it (set while the pipeline runs,
+    restored afterwards). boto3 everywhere reaches the embedded AWS through the standard AWS_ENDPOINT_URL.
     """
 
     def __init__(
@@ -35,25 +65,36 @@ class LocalPipeline:
         settings: PipelineSettings | None = None,
         batch_size: int | None = None,
         window_seconds: float | None = None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         allowed_namespaces: Iterable[str] | None = None,
         function_timeout_seconds: float | None = None,
         port: int = 0,
         strict: bool = True,
         queue_name: str = "metricbatch",
         namespace: str = LOCAL_NAMESPACE,
+        assembly: Path | str | None = None,
+        log_sink: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings or settings_for("dev")
         self.aws = EmbeddedAws(port=port, strict=strict)
+        self.function_definition: FunctionDefinition | None = read_function(assembly) if assembly else None
+        self.assembly = Path(assembly) if assembly else None
+        definition, settings = self.function_definition, self.settings
+        source = definition.event_source if definition else None
+        window = source.window_seconds if source else settings.batching_window_seconds
         self.poller_config = PollerConfig(
-            batch_size=batch_size or self.settings.batch_size,
-            window_seconds=self.settings.batching_window_seconds if window_seconds is None else window_seconds,
-            function_timeout_seconds=function_timeout_seconds or self.settings.function_timeout_seconds,
-            memory_mb=self.settings.function_memory_mb,
-            concurrency=concurrency,
+            batch_size=batch_size or (source.batch_size if source else settings.batch_size),
+            window_seconds=window if window_seconds is None else window_seconds,
+            function_timeout_seconds=function_timeout_seconds
+            or (definition.timeout_seconds if definition else settings.function_timeout_seconds),
+            memory_mb=definition.memory_mb if definition else settings.function_memory_mb,
+            concurrency=concurrency or (source.max_concurrency if source and source.max_concurrency else 1),
         )
+        self._explicit_namespaces = allowed_namespaces is not None
         allowed = self.settings.allowed_namespaces if allowed_namespaces is None else tuple(allowed_namespaces)
         self.allowed_namespaces = tuple(allowed)
+        self._log_sink = log_sink
+        self.function: LocalLambdaFunction | None = None
         self.queue_name = queue_name
         self.namespace = namespace
         self._saved_env: dict[str, str | None] = {}
@@ -80,11 +121,19 @@ class LocalPipeline:
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
-        from metricbatch.batcher.handler import handler  # the same function Lambda runs
-
         emf_client = self.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
         self.lambda_metrics = LambdaServiceMetrics(emf_client, self.poller_config.function_name)
         self._emf_client = emf_client
+        handler: Any
+        if self.function_definition is not None:
+            try:
+                self.function = self._deployed_function(self.function_definition, EmfExtractor(emf_client))
+            except BaseException:
+                self.stop()
+                raise
+            handler = self.function
+        else:
+            from metricbatch.batcher.handler import handler  # the same function Lambda runs
         self._poller = SqsEventSourcePoller(
             self.sqs,
             self.queues.queue_url,
@@ -95,6 +144,11 @@ class LocalPipeline:
         )
         return self
 
+    def warm_batcher(self) -> float | None:
+        """Start one sandbox of the deployed batcher now (else the first batch does): its init seconds, None when
+        the batcher runs in-process. Raises FunctionInitError naming the handler if the package cannot start."""
+        return self.function.warm() if self.function is not None else None
+
     def start_polling(self) -> None:
         """Run the event source mapping in background threads (like Lambda's pollers)."""
         self.poller.start()
@@ -104,6 +158,8 @@ class LocalPipeline:
         if self._poller is not None and self._running:
             self._poller.stop()
             self._running = False
+        if self.function is not None:
+            self.function.stop()
         self.aws.stop()
         self._restore_env()
 
@@ -112,6 +168,51 @@ class LocalPipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _deployed_function(self, definition: FunctionDefinition, emf_sink: EmfExtractor) -> LocalLambdaFunction:
+        assert self.queues is not None
+        _, template = stack_template(definition.asset_dir.parent)
+        environment = definition.resolved_environment(
+            queue_refs(template, queue_url=self.queues.queue_url, dlq_url=self.queues.dlq_url)
+        )
+        if self._explicit_namespaces:
+            environment[ALLOWED_NAMESPACES] = ",".join(self.allowed_namespaces)
+        spec = FunctionSpec(
+            name=definition.function_name,
+            task_root=definition.asset_dir,
+            handler=definition.handler,
+            # How this machine reaches "AWS" (endpoint, region, dummy credentials); no ~/.aws of the developer's.
+            environment={
+                **environment,
+                **self.aws.env(),
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            },
+            timeout_seconds=self.poller_config.function_timeout_seconds,
+            memory_mb=definition.memory_mb,
+            region=self.aws.region,
+            runtime=definition.runtime or "python3.13",
+        )
+        return LocalLambdaFunction(
+            spec, max_concurrency=self.poller_config.concurrency, emf_sink=emf_sink, log_sink=self._log_sink
+        )
+
+    def describe_batcher(self) -> str:
+        """How the batcher runs: the deployed package (which, under what) or in this process."""
+        definition = self.function_definition
+        if definition is None:
+            return "in-process handler from the source tree (no cloud assembly)"
+        version = importlib.metadata.version(RUNTIME_CLIENT_DISTRIBUTION)
+        folder = definition.asset_dir.parent
+        with contextlib.suppress(ValueError):
+            folder = folder.relative_to(Path.cwd())
+        asset = f"{folder}/{definition.asset_dir.name[:18]}…"  # asset.<sha256>: 12 hex digits are plenty
+        stale = differing_sources(definition.asset_dir, Path(metricbatch.__file__).parent)
+        warning = f"; STALE: {len(stale)} module(s) differ from {metricbatch.__name__}/, re-synthesize" if stale else ""
+        return (
+            f"the deployed package {asset} (Handler {definition.handler}, {RUNTIME_CLIENT_DISTRIBUTION} {version}, "
+            f"up to {self.poller_config.concurrency} sandboxes{warning})"
+        )
 
     # -- use ------------------------------------------------------------------------------------------------------
     @property

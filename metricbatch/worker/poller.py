@@ -213,9 +213,12 @@ class SqsEventSourcePoller:
         captured = io.StringIO()
         started = time.perf_counter()
         failed_ids: set[str]
-        with _invoke_lock:
+        # A function run in its own sandbox processes (the local Lambda runner) reads its own log stream and runs
+        # up to its concurrency; an in-process handler is one sandbox: one invocation at a time, stdout captured.
+        isolated = bool(getattr(self._handler, "runs_isolated", False))
+        with contextlib.nullcontext() if isolated else _invoke_lock:
             try:
-                with contextlib.redirect_stdout(captured):
+                with contextlib.nullcontext() if isolated else contextlib.redirect_stdout(captured):
                     response = self._handler(event, context)
                 failed_ids = _failed_ids(response, {r["messageId"] for r in records})
             except Exception as exc:

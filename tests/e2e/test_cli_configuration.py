@@ -38,8 +38,8 @@ def _one_line_error(result: subprocess.CompletedProcess[str], *named: str) -> st
 
 
 @pytest.fixture
-def pipeline() -> Iterator[LocalPipeline]:
-    with LocalPipeline(queue_name=f"cfg-{uuid.uuid4().hex[:8]}") as p:
+def pipeline(deployed_assembly: Path) -> Iterator[LocalPipeline]:
+    with LocalPipeline(queue_name=f"cfg-{uuid.uuid4().hex[:8]}", assembly=deployed_assembly) as p:
         yield p
 
 
@@ -181,9 +181,9 @@ def test_poll_sets_invalid_metrics_aside_in_the_queues_redrive_target(pipeline: 
 
 
 # -- the README's local walkthrough ----------------------------------------------------------------------------------
-def test_local_then_send_and_redrive_with_just_its_exports() -> None:
+def test_local_then_send_and_redrive_with_just_its_exports(deployed_assembly: Path) -> None:
     # GIVEN `metricbatch local` running, and a shell that evaluated its export lines
-    local = start_local("--window", "0.2", "--interval", "0.5")
+    local = start_local("--window", "0.2", "--interval", "0.5", assembly=deployed_assembly)
     try:
         exports, dlq_url = read_local_exports(local)
         assert exports["METRICBATCH_NAMESPACE"] == LOCAL_NAMESPACE

@@ -23,8 +23,9 @@ from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 
 @pytest.fixture
-def pipeline() -> Iterator[LocalPipeline]:
-    with LocalPipeline(queue_name=f"e2e-{time.monotonic_ns()}") as p:
+def pipeline(deployed_assembly: Path) -> Iterator[LocalPipeline]:
+    # the batcher is the dev stack's package under awslambdaric (a sandbox starts when the first batch needs it)
+    with LocalPipeline(queue_name=f"e2e-{time.monotonic_ns()}", assembly=deployed_assembly) as p:
         yield p
 
 
@@ -68,11 +69,21 @@ def _send_bodies(pipeline: LocalPipeline, bodies: list[str]) -> None:
         )
 
 
-def test_demo_cli_reports_zero_loss_and_at_most_100_calls(tmp_path: Path) -> None:
-    # GIVEN a fresh process WHEN the README's demo runs with --json
+def test_demo_cli_reports_zero_loss_and_at_most_100_calls(deployed_assembly: Path, tmp_path: Path) -> None:
+    # GIVEN a fresh process WHEN the README's demo runs with --json, its batcher the synthesized package
     dashboard = tmp_path / "dashboard.png"
     result = subprocess.run(
-        [*CLI, "demo", "--metrics", "20000", "--json", "--dashboard", str(dashboard)],
+        [
+            *CLI,
+            "demo",
+            "--metrics",
+            "20000",
+            "--json",
+            "--assembly",
+            str(deployed_assembly),
+            "--dashboard",
+            str(dashboard),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -101,6 +112,10 @@ def test_demo_cli_reports_zero_loss_and_at_most_100_calls(tmp_path: Path) -> Non
     assert report["series_exact"] == report["series"]
     assert report["invalid_requests"] == 0
     assert "savings report" in result.stdout
+    # AND the report says it ran the deployed package, as Lambda runs it
+    assert report["batcher"] == "deployed-package"
+    assert report["lambda_cold_starts"] >= 1 and report["lambda_timeouts"] == 0
+    assert f"batcher: ran the deployed package {deployed_assembly}" in result.stdout
     # AND it ended by rendering the synthesized dashboard and saying where
     assert f"dashboard: {dashboard}" in result.stdout
     assert report["dashboard"] == str(dashboard)
@@ -235,9 +250,9 @@ def test_send_command_rejects_an_invalid_metric_at_the_edge(pipeline: LocalPipel
     assert pipeline.queue_depth() == 0
 
 
-def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly() -> None:
-    # GIVEN `metricbatch local` running with a short window
-    local = start_local("--window", "0.5", "--interval", "0.5")
+def test_local_command_serves_a_producer_in_another_process_and_stops_cleanly(deployed_assembly: Path) -> None:
+    # GIVEN `metricbatch local` running with a short window, its batcher the synthesized package
+    local = start_local("--window", "0.5", "--interval", "0.5", assembly=deployed_assembly)
     try:
         exports, _ = read_local_exports(local)
         assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")

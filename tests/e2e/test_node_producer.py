@@ -39,8 +39,8 @@ def node_entry() -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_pipeline() -> Iterator[LocalPipeline]:
-    with LocalPipeline(queue_name=f"node-{time.monotonic_ns()}") as p:
+def shared_pipeline(deployed_assembly: Path) -> Iterator[LocalPipeline]:
+    with LocalPipeline(queue_name=f"node-{time.monotonic_ns()}", assembly=deployed_assembly) as p:
         yield p
 
 
