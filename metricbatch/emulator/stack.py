@@ -327,7 +327,8 @@ class LocalPipeline:
             dlq_name=self.queues.dlq_url.rstrip("/").rsplit("/", 1)[-1],
             function_name=self.poller_config.function_name,
             region=self.aws.region,
-            service_name=LOCAL_SERVICE_NAME,
+            # the deployed package runs with the template's service name; the in-process handler with the local one
+            service_name=None if self.function is not None else LOCAL_SERVICE_NAME,
         )
 
     def env(self) -> dict[str, str]:
