@@ -8,6 +8,7 @@ setting is not an error in the caller: the mode becomes ``off`` and ``mode_reaso
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -16,6 +17,8 @@ from typing import Any, Final
 from metricbatch import env as env_names
 from metricbatch.exceptions import ConfigurationError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+
+logger = logging.getLogger(__name__)
 
 SQS: Final = "sqs"
 EMF: Final = "emf"
@@ -46,6 +49,9 @@ class ProducerConfig:
     """A producer's settings; explicit arguments beat the environment."""
 
     queue_url: str | None = None
+    # A sharded deployment's queues in shard order; each series goes to one of them (metricbatch.shards).
+    # Empty: ``queue_url`` alone. With one or more, ``queue_url`` is the first.
+    queue_urls: tuple[str, ...] = ()
     namespace: str | None = None
     mode: str = SQS
     mode_reason: str = ""  # why ``mode`` was chosen for you (a setting is missing or wrong); "" when configured
@@ -70,9 +76,20 @@ class ProducerConfig:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {
             "queue_url": env.get(env_names.QUEUE_URL) or None,
+            "queue_urls": _url_list(env.get(env_names.QUEUE_URLS, "")),
             "namespace": env.get(env_names.NAMESPACE) or None,
         }
+        round_seconds = _round_seconds(env.get(env_names.ROUND_SECONDS))
+        if round_seconds is not None:
+            values["flush_interval"] = round_seconds
+        if explicit.get("queue_url") is not None and explicit.get("queue_urls") is None:
+            values["queue_urls"] = ()  # an explicit single queue beats the environment's shard list
         values.update({k: v for k, v in explicit.items() if v is not None})
+        values["queue_urls"] = tuple(values["queue_urls"])
+        if values["queue_urls"]:
+            values["queue_url"] = values["queue_urls"][0]
+        if float(values.get("flush_interval", DEFAULT_FLUSH_INTERVAL_SECONDS)) <= 0:
+            raise ConfigurationError(f"flush_interval must be above 0 s, got {values['flush_interval']!r}")
         mode = values.pop("mode", None)
         if mode is not None and mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -82,6 +99,16 @@ class ProducerConfig:
         return cls(**values)
 
     @property
+    def minute_aligned(self) -> bool:
+        """Rounds on wall-clock minute boundaries, each taking only the finished minutes (a multiple of 60 s)."""
+        return self.flush_interval >= 60 and self.flush_interval % 60 == 0
+
+    @property
+    def shard_urls(self) -> tuple[str, ...]:
+        """The queues series are routed to: ``queue_urls``, else ``queue_url`` alone."""
+        return self.queue_urls or ((self.queue_url,) if self.queue_url else ())
+
+    @property
     def wake_threshold(self) -> int:
         """Pending metrics (or distinct values) that wake the sender before its interval: a quarter of the bound."""
         return max(1, self.max_buffered // 4)
@@ -89,6 +116,24 @@ class ProducerConfig:
     def turned_off(self, reason: str) -> ProducerConfig:
         """These settings in mode ``off``, chosen for the given reason (a setting the mode needs is missing)."""
         return replace(self, mode=OFF, mode_reason=reason)
+
+
+def _url_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _round_seconds(raw: str | None) -> float | None:
+    """METRICBATCH_ROUND_SECONDS; a wrong value is logged and ignored (configuration never raises in the caller)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        logger.warning("%s=%r is not a positive number of seconds; using the default round", env_names.ROUND_SECONDS, raw)
+        return None
+    return seconds
 
 
 def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | None) -> tuple[str, str]:
