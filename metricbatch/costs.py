@@ -129,6 +129,9 @@ class PlanInputs:
     wire_value_bytes: int = WIRE_VALUE_BYTES
     handler_fixed_seconds: float = HANDLER_FIXED_SECONDS
     handler_seconds_per_metric: float = HANDLER_SECONDS_PER_METRIC
+    # Issue 27: how many producers emit each series (default min(producers, DEFAULT_PRODUCERS_PER_SERIES)); with
+    # several producers a producer holds only its share of the series, and the batcher sees partial aggregates.
+    producers_per_series: int | None = None
 
 
 @dataclass(frozen=True)
@@ -249,8 +252,10 @@ def plan(inputs: PlanInputs) -> Plan:
     round_samples = min(per_producer * inputs.flush_interval_seconds, float(PRODUCER_ROUND_SAMPLES))
     if round_samples < 1:  # a trickle: every metric goes out alone in its own round
         round_samples = 1.0
+    # A producer emits its share of the series, not the fleet's (issue 27).
+    producer_series = _producer_series(inputs.series, producers, inputs.producers_per_series)
     round_bytes = (
-        min(float(inputs.series), round_samples) * inputs.wire_entry_bytes + round_samples * inputs.wire_value_bytes
+        min(producer_series, round_samples) * inputs.wire_entry_bytes + round_samples * inputs.wire_value_bytes
     )
     messages_per_round = math.ceil(round_bytes / (MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES))
     metrics_per_message = round_samples / messages_per_round
@@ -287,9 +292,22 @@ def plan(inputs: PlanInputs) -> Plan:
     idle = _idle_receives_per_second(rate)
     bytes_per_second = messages_per_second * message_bytes
 
+    put_metric_data_per_second = invocations * calls_per_invocation
+    if producers > 1:  # partial aggregates from many producers: the fleet model counts what really merges
+        put_metric_data_per_second = fleet_rates(
+            FleetInputs(
+                rate=rate,
+                series=inputs.series,
+                producers=producers,
+                producers_per_series=inputs.producers_per_series,
+                round_seconds=inputs.flush_interval_seconds,
+                batch_size=inputs.batch_size,
+                window_seconds=inputs.window_seconds,
+            )
+        ).put_metric_data_per_second
     ours = DesignRates(
         "metricbatch",
-        put_metric_data_per_second=invocations * calls_per_invocation,
+        put_metric_data_per_second=put_metric_data_per_second,
         # send (one SendMessageBatch per round) + receive (10 per call) + delete (10 per batch), chunks of 64 KiB
         sqs_billed_per_second=billed_sqs_requests(send_requests_per_second, bytes_per_second)
         + billed_sqs_requests(messages_per_second / MAX_SQS_RECEIVE_MESSAGES, bytes_per_second)
@@ -407,7 +425,12 @@ class FleetRates:
             "put_metric_data_per_second": self.put_metric_data_per_second,
             "sqs_billed_per_second": self.rates.sqs_billed_per_second,
             "invocations_per_second": self.rates.invocations_per_second,
-            "monthly": monthly.as_dict(),
+            "monthly": {
+                **monthly.as_dict(),
+                "put_metric_data_dollars": monthly.put_metric_data_dollars,
+                "sqs_dollars": monthly.sqs_dollars,
+                "lambda_dollars": monthly.lambda_dollars,
+            },
             "dollars_per_month": monthly.dollars,
         }
 
@@ -419,6 +442,12 @@ def floor_put_metric_data_per_second(series: int) -> float:
 
 def floor_monthly_dollars(series: int) -> float:
     return floor_put_metric_data_per_second(series) * SECONDS_PER_MONTH * PRICE_PUT_METRIC_DATA_PER_REQUEST
+
+
+def _producer_series(series: int, producers: int, producers_per_series: int | None) -> float:
+    wanted = DEFAULT_PRODUCERS_PER_SERIES if producers_per_series is None else producers_per_series
+    emitters = max(1, min(wanted, producers))
+    return min(float(series), series * emitters / producers)
 
 
 def _distinct_invocations(parts: float, invocations: float) -> float:

@@ -131,7 +131,9 @@ def _round_seconds(raw: str | None) -> float | None:
     except ValueError:
         seconds = 0.0
     if not 0 < seconds < float("inf"):
-        logger.warning("%s=%r is not a positive number of seconds; using the default round", env_names.ROUND_SECONDS, raw)
+        logger.warning(
+            "%s=%r is not a positive number of seconds; using the default round", env_names.ROUND_SECONDS, raw
+        )
         return None
     return seconds
 
