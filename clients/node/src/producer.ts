@@ -13,6 +13,7 @@ import { STORE } from "./capture.js";
 import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode } from "./modes.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
+import { QUEUE_URLS_VARIABLE, ROUND_SECONDS_VARIABLE, urlList } from "./shards.js";
 import type { SqsSender } from "./sqs.js";
 import { checkTimestamp, checkValue, type Dimensions, type TimestampInput } from "./validation.js";
 
@@ -31,9 +32,13 @@ export interface ProducerOptions {
   mode?: Mode;
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
+  /** A sharded deployment's queues in shard order (each series goes to one); default `METRICBATCH_QUEUE_URLS`,
+   * unless `queueUrl` is given. The first is `queueUrl`. */
+  queueUrls?: string[];
   /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
   namespace?: string;
-  /** How often the sender ships what is buffered (ms); default 5000, as the Python producer's `flush_interval`. */
+  /** How often the sender ships what is buffered (ms); default `METRICBATCH_ROUND_SECONDS` x 1000, else 5000, as the
+   * Python producer's `flush_interval`. (Unlike the Python producer, a 60 s round is not minute-aligned here.) */
   flushIntervalMs?: number;
   /** Metrics buffered at most; beyond that new ones are dropped and counted. Default 100,000. */
   maxBuffered?: number;
@@ -96,6 +101,8 @@ function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean>
 /** Buffers metrics in memory and ships them to the metricbatch queue in the background. */
 export class MetricProducer implements ExitParticipant {
   readonly queueUrl: string | undefined;
+  /** The queues series are routed to (one unless the deployment is sharded). */
+  readonly queueUrls: readonly string[];
   readonly namespace: string | undefined;
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
@@ -130,10 +137,16 @@ export class MetricProducer implements ExitParticipant {
   private dropsSinceWarning = 0;
 
   constructor(options: ProducerOptions = {}) {
-    const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
+    const queueUrls =
+      options.queueUrls ?? (options.queueUrl === undefined ? urlList(process.env[QUEUE_URLS_VARIABLE]) : []);
+    const queueUrl = queueUrls[0] ?? options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
+    this.queueUrls = queueUrls.length > 0 ? [...queueUrls] : queueUrl === undefined ? [] : [queueUrl];
     this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
-    this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+    this.flushIntervalMs = positive(
+      "flushIntervalMs",
+      options.flushIntervalMs ?? roundFromEnv(process.env[ROUND_SECONDS_VARIABLE]) ?? DEFAULT_FLUSH_INTERVAL_MS,
+    );
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
     const maxBuffered = Math.floor(positive("maxBuffered", options.maxBuffered ?? 100_000));
@@ -144,6 +157,7 @@ export class MetricProducer implements ExitParticipant {
     this.cloudwatchClient = options.cloudwatchClient;
     const settings = {
       queueUrl: queueUrl ?? "",
+      queueUrls: this.queueUrls,
       maxMessageBytes: options.maxMessageBytes ?? MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES,
       sendAttempts: Math.max(1, options.sendAttempts ?? 4),
       fallback: options.fallback ?? true,
@@ -315,4 +329,11 @@ export class MetricProducer implements ExitParticipant {
     this.cloudwatchClient ??= makeCloudWatchClient(CLIENT_TIMEOUTS);
     return this.cloudwatchClient;
   }
+}
+
+/** METRICBATCH_ROUND_SECONDS in ms; a wrong value is ignored (configuration never throws in the caller). */
+function roundFromEnv(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const seconds = Number(raw);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }
