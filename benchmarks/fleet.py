@@ -236,11 +236,12 @@ def simulate(fleet: Fleet, setting: Setting, *, seed: int = 27) -> dict[str, Any
     from metricbatch.worker.poller import LambdaContext
 
     function = BatcherFunction(client_factory=_production_clients(network))
-    context = LambdaContext(function_name="bench-fleet", memory_mb=256, timeout_seconds=60, region="us-east-1")
     for messages in queues.values():
         counts.messages += len(messages)
         for batch in _batches(messages, setting):
             network.bodies.clear()
+            # A fresh context per invocation (its deadline counts from now), as Lambda gives each invocation.
+            context = LambdaContext(function_name="bench-fleet", memory_mb=256, timeout_seconds=60, region="us-east-1")
             with contextlib.redirect_stdout(io.StringIO()):
                 response = function(_event([m.body for m in batch]), context)
             counts.invocations += 1

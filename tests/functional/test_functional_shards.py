@@ -1,5 +1,7 @@
 """Issue 27, sharded queues: each series goes to its shard's queue; nothing is lost or doubled by sharding.
 
+The module's local pipeline runs with ``shards`` (as ``-c shards=4`` deploys): a queue and a poller per shard.
+
 GIVEN shard queues in the embedded AWS (each drained by its own event source poller running the real handler,
 CloudWatch behind the strict stand-in) WHEN producers route by series THEN every sum reads back exact.
 """
@@ -15,33 +17,37 @@ from typing import Any
 import pytest
 from functional_support import Expected, mismatches, unique_namespace
 
+from metricbatch.deploy import settings_for
 from metricbatch.emulator.embedded import PipelineQueues
 from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.env import QUEUE_URLS, ROUND_SECONDS
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.shards import series_identity, shard_of
 from metricbatch.worker.poller import SqsEventSourcePoller
 
-PIPELINE_OPTIONS = {"batch_size": 200, "window_seconds": 0.0}
 SHARDS = 4
+# The local pipeline with the stack's scale setting: a queue and a poller per shard, the fleet batch size.
+PIPELINE_OPTIONS = {"settings": settings_for("dev").with_overrides({"shards": SHARDS}), "window_seconds": 0.0}
 
 
 def _shard_queues(pipeline: LocalPipeline, count: int = SHARDS) -> list[str]:
-    """Shard 0 is the pipeline's own queue (as in the stack: turning shards on keeps the first queue)."""
-    prefix = f"shard-{uuid.uuid4().hex[:6]}"
-    return [pipeline.queue_url] + [PipelineQueues(pipeline.sqs, name=f"{prefix}-{i}").queue_url for i in range(1, count)]
+    """Shard 0 is the pipeline's first queue (as in the stack: turning shards on keeps the first queue)."""
+    return list(pipeline.queue_urls[:count])
 
 
 def _drain(pipeline: LocalPipeline, urls: list[str]) -> None:
     from metricbatch.batcher.handler import handler
 
     for url in urls:
-        SqsEventSourcePoller(pipeline.sqs, url, handler, config=pipeline.poller_config, region=pipeline.aws.region).drain(
-            timeout=60
-        )
+        SqsEventSourcePoller(
+            pipeline.sqs, url, handler, config=pipeline.poller_config, region=pipeline.aws.region
+        ).drain(timeout=60)
 
 
-def _send(producer: MetricProducer, namespace: str, expected: Expected, *, series: int = 40, per_series: int = 5) -> None:
+def _send(
+    producer: MetricProducer, namespace: str, expected: Expected, *, series: int = 40, per_series: int = 5
+) -> None:
     now = time.time()
     for i in range(series * per_series):
         dims = {"Host": f"h{i % series}"}
@@ -146,7 +152,9 @@ def test_sqs_failing_for_the_shards_falls_back_to_put_metric_data_without_loss(c
 
 
 @pytest.mark.parametrize("direction", ["one-to-four", "four-to-one"])
-def test_resharding_while_producers_run_loses_and_doubles_nothing(clean_pipeline: LocalPipeline, direction: str) -> None:
+def test_resharding_while_producers_run_loses_and_doubles_nothing(
+    clean_pipeline: LocalPipeline, direction: str
+) -> None:
     pipeline = clean_pipeline
     urls = _shard_queues(pipeline)
     before, after = ((pipeline.queue_url,), tuple(urls))[:: 1 if direction == "one-to-four" else -1]
@@ -181,3 +189,29 @@ def test_resharding_while_producers_run_loses_and_doubles_nothing(clean_pipeline
     # THEN every sum and count reads back exact
     assert expected.metrics == 4 * 10 * 40
     assert mismatches(pipeline, expected) == {}
+
+
+def test_sharded_local_pipeline_routes_and_publishes_every_sample_once(clean_pipeline: LocalPipeline) -> None:
+    pipeline = clean_pipeline
+    # GIVEN the stack's settings with shards: a queue per shard, the fleet batch size, the producers' environment
+    assert len(pipeline.queue_urls) == SHARDS and pipeline.poller_config.batch_size == 10_000
+    env = pipeline.env()
+    assert env[QUEUE_URLS].split(",") == list(pipeline.queue_urls) and env[ROUND_SECONDS] == "60"
+    namespace, expected = unique_namespace("ShardLocal"), Expected.empty()
+    # WHEN three producers of the pipeline emit overlapping series
+    producers = [pipeline.producer() for _ in range(3)]
+    now = time.time()
+    for i in range(600):
+        dims = {"Route": f"r{i % 30}"}
+        value = (i % 9) * 0.5
+        producers[i % 3].send_metric("Latency", value, namespace=namespace, dimensions=dims, timestamp=now)
+        expected.add(namespace, "Latency", value, dims)
+    for producer in producers:
+        assert producer.flush(timeout=10)
+        producer.close()
+    # THEN every shard's queue got some of them, and once the shards' pollers drain, every sum is exact
+    assert all(pipeline.queue_depth(url) > 0 for url in pipeline.queue_urls)
+    pipeline.drain(timeout=60)
+    assert all(pipeline.queue_depth(url) == 0 for url in pipeline.queue_urls)
+    assert mismatches(pipeline, expected) == {}
+    assert pipeline.dlq_depth() == 0
