@@ -49,7 +49,9 @@ def test_environment_configures_the_shards_and_the_round() -> None:
                                        queue_url="mine", flush_interval=5.0)  # fmt: skip
     assert explicit.shard_urls == ("mine",) and not explicit.minute_aligned
     # a wrong round never raises in the caller: the default round
-    assert ProducerConfig.from_env({"METRICBATCH_QUEUE_URL": "q", "METRICBATCH_ROUND_SECONDS": "soon"}).flush_interval == 5
+    assert (
+        ProducerConfig.from_env({"METRICBATCH_QUEUE_URL": "q", "METRICBATCH_ROUND_SECONDS": "soon"}).flush_interval == 5
+    )
 
 
 def test_each_series_goes_to_one_shard_queue(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
