@@ -26,6 +26,8 @@ const CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
 
 /** Mirrors metricbatch/producer/config.py DEFAULT_FLUSH_INTERVAL_SECONDS: same rounds, same SQS requests. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
+/** A minute-aligned round starts this long after the boundary: a metric stamped just before it is buffered. */
+const ALIGNED_ROUND_DELAY_MS = 250;
 
 export interface ProducerOptions {
   /** Where metrics go: "sqs", "memory" or "off"; default `METRICBATCH_MODE`, else "sqs" with a queue URL. */
@@ -38,7 +40,7 @@ export interface ProducerOptions {
   /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
   namespace?: string;
   /** How often the sender ships what is buffered (ms); default `METRICBATCH_ROUND_SECONDS` x 1000, else 5000, as the
-   * Python producer's `flush_interval`. (Unlike the Python producer, a 60 s round is not minute-aligned here.) */
+   * Python producer's `flush_interval`; a multiple of 60 s is minute-aligned (only finished minutes each round). */
   flushIntervalMs?: number;
   /** Metrics buffered at most; beyond that new ones are dropped and counted. Default 100,000. */
   maxBuffered?: number;
@@ -301,8 +303,21 @@ export class MetricProducer implements ExitParticipant {
   private start(): void {
     this.sender.reset();
     // unref: the timer alone never keeps the process alive; beforeExit flushes what it leaves behind.
-    this.timer = setInterval(() => this.sender.kick(), this.flushIntervalMs).unref();
+    if (this.flushIntervalMs % 60_000 === 0) this.scheduleAlignedRound();
+    else this.timer = setInterval(() => this.sender.kick(), this.flushIntervalMs).unref();
     registerProducer(this);
+  }
+
+  /** A round of a multiple of 60 s is minute-aligned (as in the Python producer): just after each boundary it sends
+   * the finished minutes only, one part per series-minute; flush, exit and the wake threshold still send all. */
+  private scheduleAlignedRound(): void {
+    const interval = this.flushIntervalMs;
+    const wait = interval - (Date.now() % interval) + ALIGNED_ROUND_DELAY_MS;
+    this.timer = setTimeout(() => {
+      const now = Date.now();
+      void this.sender.kick((now - (now % interval)) / 1000);
+      if (this.timer !== undefined) this.scheduleAlignedRound();
+    }, wait).unref();
   }
 
   private drop(count: number, why: string): void {

@@ -147,10 +147,11 @@ export class Sender {
     private readonly events: SenderEvents,
   ) {}
 
-  /** Start a round now unless one is running (it goes on until the buffer is empty); resolves when they end. */
-  kick(): Promise<void> {
+  /** Start a round now unless one is running (it goes on until the buffer is empty); resolves when they end.
+   * With `before` (a minute-aligned round): one round of the metrics whose bucket starts before it. */
+  kick(before?: number): Promise<void> {
     if (this.pumping === undefined && (this.buffer.length > 0 || this.retryDue)) {
-      this.pumping = this.pump().finally(() => (this.pumping = undefined));
+      this.pumping = this.pump(before).finally(() => (this.pumping = undefined));
     }
     return this.pumping ?? Promise.resolve();
   }
@@ -211,14 +212,14 @@ export class Sender {
     return bodiesOf(aggregator.datums(), this.settings.maxMessageBytes);
   }
 
-  private async pump(): Promise<void> {
+  private async pump(before?: number): Promise<void> {
     if (this.controller.signal.aborted) return;
-    do await this.round();
-    while (this.buffer.length > 0 && !this.controller.signal.aborted);
+    do await this.round(before);
+    while (before === undefined && this.buffer.length > 0 && !this.controller.signal.aborted);
   }
 
-  private async round(): Promise<void> {
-    const taken = this.buffer.take();
+  private async round(before?: number): Promise<void> {
+    const taken = this.buffer.take(before);
     // Held metrics ride along with the new ones: merged, they are bounded by distinct values, not by calls.
     const aggregator = this.held ?? new BucketAggregator();
     this.held = undefined;

@@ -2,7 +2,7 @@
 // producer (tests/unit/producer/test_shards_and_rounds.py), so both send a series to the same queue.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { afterEach, describe, test } from "node:test";
+import { afterEach, describe, mock, test } from "node:test";
 import type { SendMessageBatchCommand, SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
 import { MetricProducer } from "../src/index.js";
 import { fnv1a32, seriesIdentity, shardOf } from "../src/shards.js";
@@ -119,6 +119,37 @@ describe("shard routing", () => {
     } finally {
       if (saved === undefined) delete process.env.METRICBATCH_ROUND_SECONDS;
       else process.env.METRICBATCH_ROUND_SECONDS = saved;
+    }
+  });
+
+  test("a 60 s round is minute-aligned: the finished minute once, the current one kept", async () => {
+    const boundary = (Math.floor(Date.now() / 60_000) + 1) * 60_000;
+    mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: boundary - 300 });
+    const sqs = new RecordingSqs();
+    try {
+      const p = new MetricProducer({
+        queueUrl: "https://example/q",
+        namespace: "Unit/Round",
+        flushIntervalMs: 60_000,
+        sqsClient: sqs,
+        handleSignals: false,
+      });
+      made.push(p);
+      for (let v = 0; v < 10; v++) p.sendMetric("Requests", v);
+      mock.timers.tick(400); // past the boundary
+      for (let v = 0; v < 5; v++) p.sendMetric("Requests", v);
+      mock.timers.tick(200); // the aligned round: boundary + 250 ms
+      for (let i = 0; i < 20 && sqs.bodies.length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
+      const sent = sqs.bodies.flatMap(
+        (b) => (JSON.parse(b) as { metrics: { timestamp: number; values: number[] }[] }).metrics,
+      );
+      assert.deepEqual(
+        sent.map((m) => [m.timestamp, m.values.length]),
+        [[boundary / 1000 - 60, 10]],
+      );
+      assert.equal(p.stats().buffered, 5);
+    } finally {
+      mock.timers.reset();
     }
   });
 });
