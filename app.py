@@ -12,6 +12,8 @@ Context keys:
 - ``env``: ``dev``, ``staging`` or ``prod``; picks ``metricbatch.deploy.settings_for(env)``.
 - ``overrides``: a JSON object of ``PipelineSettings`` fields, applied on top of the environment's settings.
 - any ``PipelineSettings`` field by name (``-c max_concurrency=10``): applied last, so it beats ``overrides``.
+- ``shards`` (``-c shards=16``), the scale setting for big fleets: N queues, the fleet batching settings, a
+  minute-aligned producer round (``metricbatch plan`` recommends N; README, "Deploy: big fleets").
   Strings are converted to the field's type; tuples take a comma-separated list (``-c allowed_namespaces=Shop/,Pay/``);
   ``tags`` takes a JSON object.
 

@@ -38,7 +38,7 @@ class PipelineAlarms(Construct):
     Attributes:
         topic: the SNS topic every alarm (and its recovery) notifies; subscribe on-call to it.
         alarms: the alarms by short name (``dlq_messages``, ``oldest_message_age``, ``batcher_errors``,
-            ``batcher_throttles``, ``metrics_rejected``).
+            ``batcher_throttles``, ``metrics_rejected``; with shards also ``oldest_message_age_<n>`` per shard).
     """
 
     def __init__(
@@ -146,6 +146,14 @@ class PipelineAlarms(Construct):
                 at_least,
             ),
         }
+        for index, queue in enumerate(pipeline.queues[1:], start=1):  # every shard's queue, not just the first
+            self.alarms[f"oldest_message_age_{index}"] = alarm(
+                f"OldestMessageAge{index}",
+                f"metrics wait too long in shard queue {index}; its batcher is behind or failing",
+                queue.metric_approximate_age_of_oldest_message(statistic=cloudwatch.Stats.MAXIMUM, period=ALARM_PERIOD),
+                settings.alarm_oldest_message_age_seconds,
+                above,
+            )
         action = cloudwatch_actions.SnsAction(self.topic)
         for each in self.alarms.values():
             each.add_alarm_action(action)

@@ -7,6 +7,7 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.alarms import self_metric
@@ -132,24 +133,14 @@ class SavingsDashboard(Construct):
         ]
 
     def _queue_health(self, pipeline: MetricPipeline) -> list[cloudwatch.IWidget]:
-        queue, dlq = pipeline.queue, pipeline.dead_letter_queue
+        dlq = pipeline.dead_letter_queue
+        sharded = len(pipeline.queues) > 1
         return [
-            cloudwatch.GraphWidget(
-                title="Queue depth and age of oldest message",
-                left=[
-                    queue.metric_approximate_number_of_messages_visible(
-                        statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="Visible"
-                    ),
-                    queue.metric_approximate_number_of_messages_not_visible(
-                        statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="In flight"
-                    ),
-                ],
-                right=[
-                    queue.metric_approximate_age_of_oldest_message(
-                        statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="Oldest message (s)"
-                    )
-                ],
-                width=12,
+            *(
+                self._queue_widget(
+                    queue, "Queue depth and age of oldest message" + (f" (shard {i})" if sharded else "")
+                )
+                for i, queue in enumerate(pipeline.queues)
             ),
             cloudwatch.GraphWidget(
                 title="Dead-letter queue depth",
@@ -161,6 +152,26 @@ class SavingsDashboard(Construct):
                 width=12,
             ),
         ]
+
+    @staticmethod
+    def _queue_widget(queue: sqs.IQueue, title: str) -> cloudwatch.IWidget:
+        return cloudwatch.GraphWidget(
+            title=title,
+            left=[
+                queue.metric_approximate_number_of_messages_visible(
+                    statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="Visible"
+                ),
+                queue.metric_approximate_number_of_messages_not_visible(
+                    statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="In flight"
+                ),
+            ],
+            right=[
+                queue.metric_approximate_age_of_oldest_message(
+                    statistic=cloudwatch.Stats.MAXIMUM, period=OPS_PERIOD, label="Oldest message (s)"
+                )
+            ],
+            width=12,
+        )
 
     def _batcher_health(self, pipeline: MetricPipeline, settings: PipelineSettings) -> list[cloudwatch.IWidget]:
         function = pipeline.function
@@ -246,15 +257,28 @@ class _SavingsMath:
             period=period,
         )
 
-        queue, dlq, function = pipeline.queue, pipeline.dead_letter_queue, pipeline.function
-        sqs_requests = {
-            "sent": queue.metric_number_of_messages_sent(statistic=cloudwatch.Stats.SUM, period=period),
-            "received": queue.metric_number_of_messages_received(statistic=cloudwatch.Stats.SUM, period=period),
-            "deleted": queue.metric_number_of_messages_deleted(statistic=cloudwatch.Stats.SUM, period=period),
-            # The event source mapping long-polls all the time; empty receives are billed requests too.
-            "empty": queue.metric_number_of_empty_receives(statistic=cloudwatch.Stats.SUM, period=period),
-            "dlqsent": dlq.metric_number_of_messages_sent(statistic=cloudwatch.Stats.SUM, period=period),
-        }
+        dlq, function = pipeline.dead_letter_queue, pipeline.function
+        sqs_requests: dict[str, cloudwatch.IMetric] = {}
+        for index, queue in enumerate(pipeline.queues):  # every shard's queue; shard 0 keeps the unsuffixed ids
+            suffix = str(index) if index else ""
+            sqs_requests.update(
+                {
+                    f"sent{suffix}": queue.metric_number_of_messages_sent(
+                        statistic=cloudwatch.Stats.SUM, period=period
+                    ),
+                    f"received{suffix}": queue.metric_number_of_messages_received(
+                        statistic=cloudwatch.Stats.SUM, period=period
+                    ),
+                    f"deleted{suffix}": queue.metric_number_of_messages_deleted(
+                        statistic=cloudwatch.Stats.SUM, period=period
+                    ),
+                    # The event source mapping long-polls all the time; empty receives are billed requests too.
+                    f"empty{suffix}": queue.metric_number_of_empty_receives(
+                        statistic=cloudwatch.Stats.SUM, period=period
+                    ),
+                }
+            )
+        sqs_requests["dlqsent"] = dlq.metric_number_of_messages_sent(statistic=cloudwatch.Stats.SUM, period=period)
         self.sqs_cost = cloudwatch.MathExpression(
             expression="("
             + " + ".join(f"FILL({key}, 0)" for key in sqs_requests)

@@ -113,10 +113,11 @@ class MetricPipeline(Construct):
 
     Attributes:
         queue: where producers send wire-format messages; the batcher also re-queues unsent datums here.
+        queues: every shard's queue in shard order (``settings.shards``; ``queues[0]`` is ``queue``).
         dead_letter_queue: poison messages after ``max_receive_count`` receives, and data the batcher set aside.
         function: the batcher Lambda function.
         log_group: the batcher's log group (its EMF self-metrics are extracted from it).
-        producer_policy: a managed policy that lets a producer send to ``queue`` and nothing else.
+        producer_policy: a managed policy that lets a producer send to the shard queues and nothing else.
         encryption_key: the customer managed KMS key of queues, DLQ and log group (``settings.encryption_key``
             ``kms`` or a key ARN), or None for SQS-owned keys.
     """
@@ -147,18 +148,23 @@ class MetricPipeline(Construct):
             retention_period=cdk.Duration.seconds(settings.dlq_retention_seconds),
             removal_policy=removal,
         )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            **encryption,
-            enforce_ssl=True,
-            visibility_timeout=cdk.Duration.seconds(settings.visibility_timeout_seconds),
-            retention_period=cdk.Duration.seconds(settings.queue_retention_seconds),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=settings.max_receive_count, queue=self.dead_letter_queue
-            ),
-            removal_policy=removal,
+        # One queue per shard (settings.shards); shard 0 keeps the single queue's id, so resharding never replaces it.
+        self.queues: tuple[sqs.Queue, ...] = tuple(
+            sqs.Queue(
+                self,
+                queue_id,
+                **encryption,
+                enforce_ssl=True,
+                visibility_timeout=cdk.Duration.seconds(settings.visibility_timeout_seconds),
+                retention_period=cdk.Duration.seconds(settings.queue_retention_seconds),
+                dead_letter_queue=sqs.DeadLetterQueue(
+                    max_receive_count=settings.max_receive_count, queue=self.dead_letter_queue
+                ),
+                removal_policy=removal,
+            )
+            for queue_id in settings.shard_ids()
         )
+        self.queue = self.queues[0]
 
         self.log_group = logs.LogGroup(
             self,
@@ -168,7 +174,7 @@ class MetricPipeline(Construct):
             removal_policy=removal,
         )
         if self.encryption_key is None:
-            for queue in (self.queue, self.dead_letter_queue):
+            for queue in (*self.queues, self.dead_letter_queue):
                 skip_checkov(
                     queue,
                     check_id="CKV_AWS_27",
@@ -213,17 +219,19 @@ class MetricPipeline(Construct):
             # (a bug) should still be stopped.
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
         )
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=settings.batch_size,
-                max_batching_window=cdk.Duration.seconds(settings.batching_window_seconds),
-                report_batch_item_failures=True,
-                max_concurrency=settings.max_concurrency,
+        # One event source mapping per shard: each invocation sees one shard's series only.
+        for queue in self.queues:
+            self.function.add_event_source(
+                event_sources.SqsEventSource(
+                    queue,
+                    batch_size=settings.batch_size,
+                    max_batching_window=cdk.Duration.seconds(settings.batching_window_seconds),
+                    report_batch_item_failures=True,
+                    max_concurrency=settings.max_concurrency,
+                )
             )
-        )
         self.log_group.grant_write(role)
-        self.queue.grant(role, "sqs:SendMessage")  # re-queue unsent datums
+        self.queue.grant(role, "sqs:SendMessage")  # re-queue unsent datums (to shard 0 when sharded)
         self.dead_letter_queue.grant(role, "sqs:SendMessage")  # set aside invalid data with the reason
         # Receiving needs kms:Decrypt, which the event source grants with the queue; re-queueing and setting aside
         # send, which needs KMS_SEND_ACTIONS.
@@ -252,7 +260,8 @@ class MetricPipeline(Construct):
             "ProducerPolicy",
             description=f"Send metrics to the metricbatch queue ({settings.name}); attach to producer roles",
         )
-        self.queue.grant(self.producer_policy, "sqs:SendMessage")
+        for queue in self.queues:
+            queue.grant(self.producer_policy, "sqs:SendMessage")
         if self.encryption_key is not None:
             self.encryption_key.grant(self.producer_policy, *KMS_SEND_ACTIONS)
 

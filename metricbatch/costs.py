@@ -160,6 +160,9 @@ class PlanInputs:
     wire_value_bytes: int = WIRE_VALUE_BYTES
     handler_fixed_seconds: float = HANDLER_FIXED_SECONDS
     handler_seconds_per_metric: float = HANDLER_SECONDS_PER_METRIC
+    # Issue 27: how many producers emit each series (default min(producers, DEFAULT_PRODUCERS_PER_SERIES)); with
+    # several producers a producer holds only its share of the series, and the batcher sees partial aggregates.
+    producers_per_series: int | None = None
 
 
 @dataclass(frozen=True)
@@ -327,8 +330,10 @@ def plan(inputs: PlanInputs) -> Plan:
     round_samples = min(per_producer * inputs.flush_interval_seconds, float(PRODUCER_ROUND_SAMPLES))
     if round_samples < 1:  # a trickle: every metric goes out alone in its own round
         round_samples = 1.0
+    # A producer emits its share of the series, not the fleet's (issue 27).
+    producer_series = _producer_series(inputs.series, producers, inputs.producers_per_series)
     round_bytes = (
-        min(float(inputs.series), round_samples) * inputs.wire_entry_bytes + round_samples * inputs.wire_value_bytes
+        min(producer_series, round_samples) * inputs.wire_entry_bytes + round_samples * inputs.wire_value_bytes
     )
     messages_per_round = math.ceil(round_bytes / (MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES))
     metrics_per_message = round_samples / messages_per_round
@@ -365,9 +370,22 @@ def plan(inputs: PlanInputs) -> Plan:
     idle = _idle_receives_per_second(rate)
     bytes_per_second = messages_per_second * message_bytes
 
+    put_metric_data_per_second = invocations * calls_per_invocation
+    if producers > 1:  # partial aggregates from many producers: the fleet model counts what really merges
+        put_metric_data_per_second = fleet_rates(
+            FleetInputs(
+                rate=rate,
+                series=inputs.series,
+                producers=producers,
+                producers_per_series=inputs.producers_per_series,
+                round_seconds=inputs.flush_interval_seconds,
+                batch_size=inputs.batch_size,
+                window_seconds=inputs.window_seconds,
+            )
+        ).put_metric_data_per_second
     ours = DesignRates(
         "metricbatch",
-        put_metric_data_per_second=invocations * calls_per_invocation,
+        put_metric_data_per_second=put_metric_data_per_second,
         # send (one SendMessageBatch per round) + receive (10 per call) + delete (10 per batch), chunks of 64 KiB
         sqs_billed_per_second=billed_sqs_requests(send_requests_per_second, bytes_per_second)
         + billed_sqs_requests(messages_per_second / MAX_SQS_RECEIVE_MESSAGES, bytes_per_second)
@@ -414,3 +432,264 @@ def plan(inputs: PlanInputs) -> Plan:
         storage_dollars_per_month=inputs.series * PRICE_CUSTOM_METRIC_MONTH,
         warnings=tuple(warnings),
     )
+
+
+# --- fleets: what decides PutMetricData at scale (issue 27) -----------------------------------------------------------
+# A series-minute reaches the batcher as partial aggregates: one per producer that emits the series and per round
+# (at most one per sample). The batcher merges only what one invocation sees, so the datums published per
+# series-minute are the distinct invocations its parts land in. ``fleet_rates`` models that; ``benchmarks/fleet.py``
+# measures it with the real producer buffer, packing and handler, and checks this model against it.
+# Producers per series when not given: two replicas emitting each series (the structure issue 27 measured: four
+# replicas per service, each emitting half of its series).
+DEFAULT_PRODUCERS_PER_SERIES = 2
+# Distinct values per series-minute when not given (latencies rounded to a millisecond, status codes, counters of 1
+# take far fewer); the merged datum's Values/Counts size the PutMetricData request.
+DEFAULT_DISTINCT_VALUES = 50
+SECONDS_PER_MINUTE = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetInputs:
+    """A fleet's workload and one deployment setting: producer round, shards, event source batch and window."""
+
+    rate: float  # metrics per second, all producers together
+    series: int
+    producers: int = 1
+    producers_per_series: int | None = None  # default min(producers, DEFAULT_PRODUCERS_PER_SERIES)
+    distinct_values: int = DEFAULT_DISTINCT_VALUES  # per series-minute, at most
+    round_seconds: float = DEFAULT_FLUSH_INTERVAL_SECONDS  # a multiple of 60: minute-aligned (one part per minute)
+    shards: int = 1
+    batch_size: int = 20
+    window_seconds: float = 30.0
+    concurrent_batches: int = 2  # batches the event source fills at once from a burst (its MaximumConcurrency)
+    memory_mb: int = 256
+    payload_bytes: int = MAX_LAMBDA_PAYLOAD_BYTES  # an invocation's input (the bench scales it down with the fleet)
+
+    @property
+    def emitters(self) -> int:
+        """Producers that emit each series."""
+        wanted = DEFAULT_PRODUCERS_PER_SERIES if self.producers_per_series is None else self.producers_per_series
+        return max(1, min(wanted, self.producers))
+
+    @property
+    def minute_aligned(self) -> bool:
+        return self.round_seconds >= SECONDS_PER_MINUTE and self.round_seconds % SECONDS_PER_MINUTE == 0
+
+
+@dataclass(frozen=True)
+class FleetRates:
+    """One setting's steady state: parts, messages, invocations and datums per minute, and the rates they cost."""
+
+    inputs: FleetInputs
+    parts_per_series_minute: float  # wire entries reaching the batcher per series-minute
+    invocations_per_shard_minute: float
+    datums_per_series_minute: float
+    rates: DesignRates
+
+    @property
+    def put_metric_data_per_second(self) -> float:
+        return self.rates.put_metric_data_per_second
+
+    def as_dict(self) -> dict[str, Any]:
+        monthly = self.rates.monthly
+        return {
+            "shards": self.inputs.shards,
+            "producer_round_seconds": self.inputs.round_seconds,
+            "batch_size": self.inputs.batch_size,
+            "batching_window_seconds": self.inputs.window_seconds,
+            "max_concurrency": self.inputs.concurrent_batches,
+            "parts_per_series_minute": self.parts_per_series_minute,
+            "invocations_per_shard_minute": self.invocations_per_shard_minute,
+            "datums_per_series_minute": self.datums_per_series_minute,
+            "put_metric_data_per_second": self.put_metric_data_per_second,
+            "sqs_billed_per_second": self.rates.sqs_billed_per_second,
+            "invocations_per_second": self.rates.invocations_per_second,
+            "monthly": {
+                **monthly.as_dict(),
+                "put_metric_data_dollars": monthly.put_metric_data_dollars,
+                "sqs_dollars": monthly.sqs_dollars,
+                "lambda_dollars": monthly.lambda_dollars,
+            },
+            "dollars_per_month": monthly.dollars,
+        }
+
+
+def floor_put_metric_data_per_second(series: int) -> float:
+    """The floor: one datum per series and minute, 1,000 datums per call."""
+    return series / SECONDS_PER_MINUTE / MAX_DATUMS_PER_REQUEST
+
+
+def floor_monthly_dollars(series: int) -> float:
+    return floor_put_metric_data_per_second(series) * SECONDS_PER_MONTH * PRICE_PUT_METRIC_DATA_PER_REQUEST
+
+
+def _producer_series(series: int, producers: int, producers_per_series: int | None) -> float:
+    wanted = DEFAULT_PRODUCERS_PER_SERIES if producers_per_series is None else producers_per_series
+    emitters = max(1, min(wanted, producers))
+    return min(float(series), series * emitters / producers)
+
+
+def _distinct_invocations(parts: float, invocations: float) -> float:
+    """Expected distinct invocations ``parts`` parts land in, each in one of ``invocations`` at random."""
+    if invocations <= 1.0:
+        return 1.0
+    return invocations * (1.0 - math.pow(1.0 - 1.0 / invocations, parts))
+
+
+def fleet_rates(inputs: FleetInputs) -> FleetRates:
+    """PutMetricData, SQS and Lambda rates of one setting for a fleet (see the section comment)."""
+    series, producers, shards = max(1, inputs.series), max(1, inputs.producers), max(1, inputs.shards)
+    per_series_minute = inputs.rate * SECONDS_PER_MINUTE / series  # samples
+    rounds_per_minute = 1.0 if inputs.minute_aligned else SECONDS_PER_MINUTE / inputs.round_seconds
+    # Parts: one per emitting producer and round that holds at least one of the series' samples (Poisson arrivals).
+    slots = inputs.emitters * rounds_per_minute
+    parts = max(1.0, slots * (1.0 - math.exp(-per_series_minute / slots)))
+    part_values = min(per_series_minute / parts, float(inputs.distinct_values), float(MAX_VALUES_PER_DATUM))
+    part_bytes = WIRE_ENTRY_BYTES + part_values * WIRE_VALUE_BYTES
+    minute_bytes = series * parts * part_bytes
+    shard_bytes = minute_bytes / shards
+
+    # Messages per shard and minute: each producer round packs its parts for the shard into <= 1 MiB messages.
+    producer_rounds = producers * rounds_per_minute
+    parts_per_round_shard = series * parts / producer_rounds / shards
+    message_limit = MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES
+    messages_per_round_shard = max(
+        parts_per_round_shard * part_bytes / message_limit, 1.0 - math.exp(-parts_per_round_shard)
+    )
+    shard_messages = producer_rounds * messages_per_round_shard
+    message_bytes = shard_bytes / shard_messages
+
+    # Invocations per shard and minute: full batches (count or 6 MB); a steady trickle closes one per window; a
+    # minute-aligned burst is split over the batches the event source fills at once.
+    per_batch = max(1.0, min(float(inputs.batch_size), inputs.payload_bytes / message_bytes))
+    full = shard_messages / per_batch
+    if inputs.minute_aligned:
+        invocations = max(full, min(shard_messages, float(max(1, inputs.concurrent_batches))))
+    else:
+        windows = SECONDS_PER_MINUTE / inputs.window_seconds if inputs.window_seconds > 0 else shard_messages
+        invocations = max(full, min(shard_messages, windows))
+    # A trickle's series-minute spans the invocations of its minute; a burst's lands in the burst's batches.
+    merged = _distinct_invocations(parts, invocations)
+    datum_values = min(per_series_minute / merged, float(inputs.distinct_values))
+    datums = merged * max(1, math.ceil(datum_values / MAX_VALUES_PER_DATUM))
+    datum_bytes = DATUM_BYTES + min(datum_values, float(MAX_VALUES_PER_DATUM)) * VALUE_BYTES
+    datums_per_invocation = series / shards * datums / invocations
+    calls_per_invocation = max(
+        1,
+        math.ceil(datums_per_invocation / MAX_DATUMS_PER_REQUEST),
+        math.ceil(datums_per_invocation * datum_bytes / MAX_REQUEST_BYTES),
+    )
+
+    invocations_per_second = shards * invocations / SECONDS_PER_MINUTE
+    messages_per_second = shards * shard_messages / SECONDS_PER_MINUTE
+    bytes_per_second = minute_bytes / SECONDS_PER_MINUTE
+    sends_per_second = producer_rounds / SECONDS_PER_MINUTE * max(1.0, shards * messages_per_round_shard / 10)
+    handler_seconds = HANDLER_FIXED_SECONDS + HANDLER_SECONDS_PER_METRIC * (series / shards * parts / invocations)
+    rates = DesignRates(
+        f"shards={shards},round={inputs.round_seconds:g}s",
+        put_metric_data_per_second=invocations_per_second * calls_per_invocation,
+        sqs_billed_per_second=billed_sqs_requests(sends_per_second, bytes_per_second)
+        + billed_sqs_requests(messages_per_second / MAX_SQS_RECEIVE_MESSAGES, bytes_per_second)
+        + messages_per_second / MAX_SQS_BATCH_ENTRIES
+        + shards * _idle_receives_per_second(inputs.rate),
+        invocations_per_second=invocations_per_second,
+        gb_seconds_per_second=gb_seconds(invocations_per_second * handler_seconds, inputs.memory_mb),
+    )
+    return FleetRates(inputs, parts, invocations, datums, rates)
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """Today's setting and the recommended one for a fleet, against the floor."""
+
+    today: FleetRates
+    recommended: FleetRates
+    floor_put_metric_data_per_second: float
+    floor_dollars_per_month: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "floor_put_metric_data_per_second": self.floor_put_metric_data_per_second,
+            "floor_dollars_per_month": self.floor_dollars_per_month,
+            "today": self.today.as_dict(),
+            "recommended": {
+                **self.recommended.as_dict(),
+                "context": f"-c shards={self.recommended.inputs.shards}",
+                "environment": {
+                    "METRICBATCH_ROUND_SECONDS": f"{self.recommended.inputs.round_seconds:g}",
+                    "METRICBATCH_QUEUE_URLS": "the stack's QueueUrls output"
+                    if self.recommended.inputs.shards > 1
+                    else "(unset: METRICBATCH_QUEUE_URL)",
+                },
+            },
+        }
+
+
+# The recommendation: the fewest shards within TARGET_FLOOR_FACTOR of the floor and TARGET_QUOTA_SHARE of the TPS
+# quota, among settings that save at least MIN_SAVING_* against today; else the lowest PutMetricData rate among them.
+TARGET_FLOOR_FACTOR = 2.0
+TARGET_QUOTA_SHARE = 0.5
+MIN_SAVING_DOLLARS = 10.0  # per month
+MIN_SAVING_FRACTION = 0.10
+# Shard counts the plan tries (powers of two up to deploy.MAX_SHARDS).
+SHARD_CANDIDATES = (2, 4, 8, 16, 32, 64)
+
+
+def fleet_plan(
+    *,
+    rate: float,
+    series: int,
+    producers: int,
+    producers_per_series: int | None = None,
+    distinct_values: int = DEFAULT_DISTINCT_VALUES,
+    today: FleetInputs | None = None,
+    memory_mb: int = 256,
+) -> FleetPlan:
+    """Today's single queue and 5 s round against the sharded, minute-aligned settings; the cheapest wins (fewer
+    shards on a near tie), so the recommendation is never worse than today."""
+    from metricbatch.deploy import (
+        FLEET_BATCH_SIZE,
+        FLEET_BATCHING_WINDOW_SECONDS,
+        FLEET_MAX_CONCURRENCY,
+        FLEET_PRODUCER_ROUND_SECONDS,
+    )
+
+    common: dict[str, Any] = {
+        "rate": rate,
+        "series": series,
+        "producers": producers,
+        "producers_per_series": producers_per_series,
+        "distinct_values": distinct_values,
+        "memory_mb": memory_mb,
+    }
+    current = fleet_rates(today or FleetInputs(**common))
+    floor = floor_put_metric_data_per_second(series)
+    candidates: list[FleetRates] = []
+    for shards in SHARD_CANDIDATES:
+        candidate = fleet_rates(
+            FleetInputs(
+                **common,
+                round_seconds=float(FLEET_PRODUCER_ROUND_SECONDS),
+                shards=shards,
+                batch_size=FLEET_BATCH_SIZE,
+                window_seconds=float(FLEET_BATCHING_WINDOW_SECONDS),
+                concurrent_batches=FLEET_MAX_CONCURRENCY,
+            )
+        )
+        # Worth a minute's delay only when it saves real money (small services keep the 5 s round).
+        saving = current.rates.monthly.dollars - candidate.rates.monthly.dollars
+        if saving >= max(MIN_SAVING_DOLLARS, MIN_SAVING_FRACTION * current.rates.monthly.dollars):
+            candidates.append(candidate)
+    on_target = [
+        c
+        for c in candidates
+        if c.put_metric_data_per_second <= TARGET_FLOOR_FACTOR * floor
+        and c.put_metric_data_per_second <= TARGET_QUOTA_SHARE * PUT_METRIC_DATA_TPS_QUOTA
+    ]
+    if on_target:
+        best = on_target[0]  # the fewest shards that meet the target
+    elif candidates:
+        best = min(candidates, key=lambda c: (c.put_metric_data_per_second, c.rates.monthly.dollars))
+    else:
+        best = current
+    return FleetPlan(current, best, floor, floor_monthly_dollars(series))

@@ -20,6 +20,18 @@ from metricbatch.limits import (
 )
 
 STACK_NAME_PREFIX = "MetricBatching"
+# The scale setting (``-c shards=N``, N > 1; see README "Deploy: big fleets"): N queues, each drained by its own
+# event source mapping; producers route each series to one queue by a hash of its identity (metricbatch.shards) and
+# send one partial aggregate per series-minute (a minute-aligned round), so a series-minute's parts meet in one
+# shard's invocation. Unless given too, these replace the single queue's batch, window and concurrency: the batch is
+# closed by Lambda's 6 MB payload, the window covers the burst after each minute boundary (clock skew, send time),
+# and the fewest concurrent batches (2, the event source minimum) split a burst the least.
+MAX_SHARDS = 64  # dashboard cost math sums 4 metrics per queue; CloudWatch allows 500 per expression
+FLEET_PRODUCER_ROUND_SECONDS = 60
+FLEET_BATCH_SIZE = MAX_SQS_BATCH_SIZE
+FLEET_BATCHING_WINDOW_SECONDS = 20
+FLEET_MAX_CONCURRENCY = 2
+DEFAULT_PRODUCER_ROUND_SECONDS = 5  # ProducerConfig's default round: one queue keeps it
 # encryption_key: SQS-owned keys (SSE-SQS), a customer managed KMS key the stack creates, or an existing key's ARN.
 ENCRYPTION_SQS_MANAGED = "sqs-managed"
 ENCRYPTION_KMS = "kms"
@@ -52,6 +64,8 @@ class PipelineSettings:
     tags: dict[str, str] = field(default_factory=dict)
     # Queues, DLQ and the batcher's log group: "sqs-managed" | "kms" (a new key, rotated yearly) | a KMS key ARN.
     encryption_key: str = ENCRYPTION_SQS_MANAGED
+    # The scale setting: queues (shards) series are spread over; 1 = today's single queue. See FLEET_* above.
+    shards: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_SQS_BATCH_SIZE:
@@ -62,6 +76,8 @@ class PipelineSettings:
             raise ConfigurationError("a batch size above 10 needs a batching window of at least 1 s")
         if self.max_receive_count < 1:
             raise ConfigurationError("max_receive_count must be at least 1")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ConfigurationError(f"shards {self.shards} outside 1..{MAX_SHARDS}")
         if self.max_concurrency < 2:
             raise ConfigurationError("max_concurrency must be at least 2 (the event source mapping minimum)")
         if self.encryption_key not in {ENCRYPTION_SQS_MANAGED, ENCRYPTION_KMS} and not _KMS_KEY_ARN.match(
@@ -76,6 +92,16 @@ class PipelineSettings:
     @property
     def stack_name(self) -> str:
         return f"{STACK_NAME_PREFIX}-{self.name}"
+
+    @property
+    def producer_round_seconds(self) -> int:
+        """The round producers should use (METRICBATCH_ROUND_SECONDS): minute-aligned when sharded."""
+        return FLEET_PRODUCER_ROUND_SECONDS if self.shards > 1 else DEFAULT_PRODUCER_ROUND_SECONDS
+
+    def shard_ids(self) -> tuple[str, ...]:
+        """Construct ids of the shard queues: shard 0 keeps the single queue's id, so turning shards on (or off)
+        never replaces the queue producers already use."""
+        return tuple("Queue" if index == 0 else f"Queue{index}" for index in range(self.shards))
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -99,7 +125,17 @@ class PipelineSettings:
                 raise ConfigurationError(f"unknown setting {key!r}; known: {sorted(known)}")
             current = getattr(self, key)
             changes[key] = _coerce(raw, current)
+        if changes.get("shards", 1) > 1:
+            for key, value in FLEET_DEFAULTS.items():
+                changes.setdefault(key, value)
         return dataclasses.replace(self, **changes)
+
+
+FLEET_DEFAULTS: dict[str, int] = {
+    "batch_size": FLEET_BATCH_SIZE,
+    "batching_window_seconds": FLEET_BATCHING_WINDOW_SECONDS,
+    "max_concurrency": FLEET_MAX_CONCURRENCY,
+}
 
 
 def _coerce(raw: Any, current: Any) -> Any:

@@ -12,6 +12,11 @@ QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batc
 NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
 MODE: Final = "METRICBATCH_MODE"  # where send_metric delivers: sqs | emf | memory | off (default: sqs with a queue URL)
 DEFAULT_DIMENSIONS: Final = "METRICBATCH_DEFAULT_DIMENSIONS"  # "Service=cart,Stage=prod": on every metric of a producer
+# A sharded deployment's queues, comma-separated in shard order (the stack's QueueUrls output); beats QUEUE_URL.
+QUEUE_URLS: Final = "METRICBATCH_QUEUE_URLS"
+# Seconds between the sender's rounds (default 5); a multiple of 60 makes rounds minute-aligned (the stack's
+# ProducerRoundSeconds output when shards are on).
+ROUND_SECONDS: Final = "METRICBATCH_ROUND_SECONDS"
 
 # -- AWS's own, as metricbatch reads them (aws/session.py) -----------------------------------------------------------
 AWS_REGION: Final = "AWS_REGION"  # read by the AWS CLI v2, the other SDKs and Lambda; not by botocore (1.44)

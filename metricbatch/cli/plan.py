@@ -7,7 +7,15 @@ import json
 from typing import Any
 
 from metricbatch.cli import arguments
-from metricbatch.costs import PlanInputs, plan
+from metricbatch.costs import (
+    DEFAULT_DISTINCT_VALUES,
+    DEFAULT_PRODUCERS_PER_SERIES,
+    TARGET_QUOTA_SHARE,
+    FleetPlan,
+    PlanInputs,
+    fleet_plan,
+    plan,
+)
 from metricbatch.deploy import settings_for
 from metricbatch.limits import (
     LOG_EVENT_OVERHEAD_BYTES,
@@ -54,6 +62,14 @@ def register(subparsers: Any) -> None:
         "--producers", type=arguments.positive_int, default=1, help="processes running a producer (default 1)"
     )
     parser.add_argument(
+        "--producers-per-series", type=arguments.positive_int, default=None, metavar="N",
+        help=f"producers that emit each series (default: {DEFAULT_PRODUCERS_PER_SERIES}, at most --producers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--distinct-values", type=arguments.positive_int, default=DEFAULT_DISTINCT_VALUES, metavar="N",
+        help=f"distinct values a series has in a minute, at most (default {DEFAULT_DISTINCT_VALUES})",
+    )  # fmt: skip
+    parser.add_argument(
         "--memory", type=arguments.memory_mb, default=defaults.function_memory_mb,
         help=f"batcher memory in MB, {MIN_LAMBDA_MEMORY_MB}..{MAX_LAMBDA_MEMORY_MB:,} "
         f"(default {defaults.function_memory_mb})",
@@ -72,10 +88,19 @@ def run(args: argparse.Namespace) -> int:
             window_seconds=args.window,
             producers=args.producers,
             memory_mb=args.memory,
+            producers_per_series=args.producers_per_series,
         )
     )
+    fleet = fleet_plan(
+        rate=args.rate,
+        series=args.series,
+        producers=args.producers,
+        producers_per_series=args.producers_per_series,
+        distinct_values=args.distinct_values,
+        memory_mb=args.memory,
+    )
     if args.json:
-        print(json.dumps(result.as_dict(), sort_keys=True))
+        print(json.dumps({**result.as_dict(), **fleet_fields(fleet)}, sort_keys=True))
         return 0
     ours = result.design("metricbatch")
     lines = [
@@ -111,6 +136,56 @@ def run(args: argparse.Namespace) -> int:
     ]
     mode, why = result.cheapest_mode()
     lines.append(f"cheapest mode for this workload: {mode} — {why}")
+    lines += fleet_lines(fleet)
     lines += [f"WARNING: {w}" for w in result.warnings]
     print("\n".join(lines))
     return 0
+
+
+# --- issue 27: the floor and the scale setting ---------------------------------------------------------------------
+def fleet_fields(fleet: FleetPlan) -> dict[str, Any]:
+    """``--json`` fields: the floor, the recommended setting (its own rate and dollars), today's and the fleet model."""
+    fields = fleet.as_dict()
+    return {
+        "floor_put_metric_data_per_second": fields["floor_put_metric_data_per_second"],
+        "recommended": fields["recommended"],
+        "fleet": {"today": fields["today"], "floor_dollars_per_month": fields["floor_dollars_per_month"]},
+    }
+
+
+def fleet_lines(fleet: FleetPlan) -> list[str]:
+    floor, today, best = fleet.floor_put_metric_data_per_second, fleet.today, fleet.recommended
+    quota = PUT_METRIC_DATA_TPS_QUOTA
+
+    def row(label: str, rates: float, dollars: float) -> str:
+        over = rates / floor if floor else 0.0
+        return (
+            f"{label:<36}{rates:>12,.2f}/s {over:>7,.1f}x floor {100 * rates / quota:>6,.1f}% quota ${dollars:>11,.2f}"
+        )
+
+    producers_per_series = today.inputs.emitters
+    lines = [
+        "",
+        f"PutMetricData against the floor (one datum per series-minute; {producers_per_series} producer(s) per series, "
+        f"producer round {today.inputs.round_seconds:g} s)",
+        row("floor", floor, fleet.floor_dollars_per_month),
+        row("today (1 queue, 5 s round)", today.put_metric_data_per_second, today.rates.monthly.dollars),
+    ]
+    if best is today:
+        lines.append("recommended: keep today's setting (a minute-aligned round and shards would not save enough)")
+    else:
+        lines += [
+            row(
+                f"-c shards={best.inputs.shards} ({best.inputs.round_seconds:g} s round)",
+                best.put_metric_data_per_second,
+                best.rates.monthly.dollars,
+            ),
+            f"recommended: -c shards={best.inputs.shards}; producers read METRICBATCH_QUEUE_URLS and "
+            f"METRICBATCH_ROUND_SECONDS={best.inputs.round_seconds:g} from the stack's outputs "
+            f"(metrics then wait up to a minute in each producer; see README, Deploy)",
+        ]
+    if best.put_metric_data_per_second > TARGET_QUOTA_SHARE * quota:
+        lines.append(
+            f"WARNING: {best.put_metric_data_per_second:,.0f} PutMetricData/s is over half the {quota} TPS quota"
+        )
+    return lines

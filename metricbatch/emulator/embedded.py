@@ -135,17 +135,19 @@ class PipelineQueues:
         ]
         import json
 
-        queue = sqs.create_queue(
-            QueueName=name,
-            Attributes={
-                "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
-                "MessageRetentionPeriod": str(self.settings.queue_retention_seconds),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": self.dlq_arn, "maxReceiveCount": str(self.settings.max_receive_count)}
-                ),
-            },
+        attributes = {
+            "VisibilityTimeout": str(self.settings.visibility_timeout_seconds),
+            "MessageRetentionPeriod": str(self.settings.queue_retention_seconds),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": self.dlq_arn, "maxReceiveCount": str(self.settings.max_receive_count)}
+            ),
+        }
+        # One queue per shard (settings.shards), as the stack deploys them; shard 0 is the pipeline's queue.
+        names = [name] + [f"{name}-shard{index}" for index in range(1, self.settings.shards)]
+        self.queue_urls: tuple[str, ...] = tuple(
+            sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"] for queue_name in names
         )
-        self.queue_url: str = queue["QueueUrl"]
+        self.queue_url: str = self.queue_urls[0]
         self.queue_arn: str = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]

@@ -25,7 +25,7 @@ from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
 from metricbatch.emulator.lambda_runner import RUNTIME_CLIENT_DISTRIBUTION, FunctionSpec, LocalLambdaFunction
 from metricbatch.emulator.service_metrics import LambdaServiceMetrics
-from metricbatch.env import ALLOWED_NAMESPACES, LOCAL_ASSEMBLY, MODE, NAMESPACE, QUEUE_URL
+from metricbatch.env import ALLOWED_NAMESPACES, LOCAL_ASSEMBLY, MODE, NAMESPACE, QUEUE_URL, QUEUE_URLS, ROUND_SECONDS
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -99,6 +99,7 @@ class LocalPipeline:
         self.namespace = namespace
         self._saved_env: dict[str, str | None] = {}
         self._poller: SqsEventSourcePoller | None = None
+        self._pollers: list[SqsEventSourcePoller] = []
         self._running = False
         self.sqs: Any = None
         self.cloudwatch: Any = None
@@ -134,14 +135,19 @@ class LocalPipeline:
             handler = self.function
         else:
             from metricbatch.batcher.handler import handler  # the same function Lambda runs
-        self._poller = SqsEventSourcePoller(
-            self.sqs,
-            self.queues.queue_url,
-            self.lambda_metrics.wrap(handler),
-            config=self.poller_config,
-            region=self.aws.region,
-            emf_sink=EmfExtractor(emf_client),
-        )
+        # One event source mapping per shard queue, all invoking the same handler (as the stack does).
+        self._pollers = [
+            SqsEventSourcePoller(
+                self.sqs,
+                url,
+                self.lambda_metrics.wrap(handler),
+                config=self.poller_config,
+                region=self.aws.region,
+                emf_sink=EmfExtractor(emf_client),
+            )
+            for url in self.queues.queue_urls
+        ]
+        self._poller = self._pollers[0]
         return self
 
     def warm_batcher(self) -> float | None:
@@ -151,12 +157,14 @@ class LocalPipeline:
 
     def start_polling(self) -> None:
         """Run the event source mapping in background threads (like Lambda's pollers)."""
-        self.poller.start()
+        for poller in self._pollers:
+            poller.start()
         self._running = True
 
     def stop(self) -> None:
         if self._poller is not None and self._running:
-            self._poller.stop()
+            for poller in self._pollers:
+                poller.stop()
             self._running = False
         if self.function is not None:
             self.function.stop()
@@ -226,6 +234,12 @@ class LocalPipeline:
         return self.queues.queue_url
 
     @property
+    def queue_urls(self) -> tuple[str, ...]:
+        """Every shard's queue in shard order (one unless ``settings.shards`` > 1)."""
+        assert self.queues is not None
+        return self.queues.queue_urls
+
+    @property
     def dlq_url(self) -> str:
         assert self.queues is not None
         return self.queues.dlq_url
@@ -234,6 +248,8 @@ class LocalPipeline:
         """A producer wired to this pipeline's queue (fallback: this pipeline's CloudWatch), in mode sqs whatever
         METRICBATCH_MODE says."""
         options.setdefault("mode", "sqs")
+        if len(self.queue_urls) > 1:  # sharded: the producer routes each series to its shard's queue
+            options.setdefault("queue_urls", self.queue_urls)
         return MetricProducer(self.queue_url, sqs_client=self.sqs, cloudwatch_client=self.cloudwatch, **options)
 
     def drain(self, timeout: float = 120.0) -> None:
@@ -241,14 +257,17 @@ class LocalPipeline:
         if self._running:
             self._poller_stop_and_drain(timeout)
         else:
-            self.poller.drain(timeout=timeout)
+            for poller in self._pollers:
+                poller.drain(timeout=timeout)
 
     def finish_polling(self, timeout: float = 120.0) -> None:
         """Stop the background pollers and process everything left, in flight included, then poll no more."""
         if self._running:
-            self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
+            for poller in self._pollers:
+                poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
             self._running = False
-        self.poller.drain(timeout=timeout)
+        for poller in self._pollers:
+            poller.drain(timeout=timeout)
 
     def diagnostics(self) -> dict[str, Any]:
         """Where data can be when a run comes up short: queue, in flight, DLQ, poller and ledger counters."""
@@ -273,9 +292,12 @@ class LocalPipeline:
 
     def _poller_stop_and_drain(self, timeout: float) -> None:
         # Let a batch the background pollers hold finish before draining, or it would look like an empty queue.
-        self.poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
-        self.poller.drain(timeout=timeout)
-        self.poller.start()
+        for poller in self._pollers:
+            poller.stop(timeout=self.poller_config.function_timeout_seconds + 5)
+        for poller in self._pollers:
+            poller.drain(timeout=timeout)
+        for poller in self._pollers:
+            poller.start()
 
     def queue_depth(self, queue_url: str | None = None) -> int:
         attributes = self.sqs.get_queue_attributes(
@@ -333,7 +355,11 @@ class LocalPipeline:
 
     def env(self) -> dict[str, str]:
         """What a service in another process exports to use this pipeline (``metricbatch local`` prints it)."""
-        return {**self.aws.env(), MODE: "sqs", QUEUE_URL: self.queue_url, NAMESPACE: self.namespace}
+        env = {**self.aws.env(), MODE: "sqs", QUEUE_URL: self.queue_url, NAMESPACE: self.namespace}
+        if len(self.queue_urls) > 1:
+            env[QUEUE_URLS] = ",".join(self.queue_urls)
+            env[ROUND_SECONDS] = str(self.settings.producer_round_seconds)
+        return env
 
     # -- environment ----------------------------------------------------------------------------------------------
     def _set_env(self, values: dict[str, str]) -> None:

@@ -145,15 +145,28 @@ class MetricBuffer:
         return counters
 
     # -- the sender's side ------------------------------------------------------------------------------------------
-    def take(self) -> Taken | None:
-        """Everything pending, for one sender round (None when nothing is)."""
+    def take(self, before: float | None = None) -> Taken | None:
+        """Everything pending, for one sender round (None when nothing is); with ``before``, only the buckets that
+        start before it (a minute-aligned round takes the finished minutes and leaves the current one to fill)."""
         with self._lock:
             if not self._pending:
                 return None
-            taken = Taken(self._histograms, self._pending, self._pending_values, self._accepted)
-            self._histograms = {}
+            if before is None:
+                taken = Taken(self._histograms, self._pending, self._pending_values, self._accepted)
+                self._histograms = {}
+                self._pending = self._pending_values = 0
+            else:
+                histograms = {key: h for key, h in self._histograms.items() if key[1] < before}
+                if not histograms:
+                    return None
+                samples = sum(sum(h.values()) for h in histograms.values())
+                values = sum(len(h) for h in histograms.values())
+                # What stays pending was accepted before this mark too: flush's mark does not move.
+                taken = Taken(histograms, samples, values, self._handled)
+                self._histograms = {key: h for key, h in self._histograms.items() if key[1] >= before}
+                self._pending -= samples
+                self._pending_values -= values
             self._generation += 1
-            self._pending = self._pending_values = 0
             self._counters["sender_rounds"] += 1
         return taken
 

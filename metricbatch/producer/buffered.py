@@ -47,6 +47,8 @@ class BufferedRecorder:
             on_start=self._on_start,
             retry_interval=config.queue_retry_interval,
             monotonic=monotonic,
+            clock=clock,
+            aligned=config.minute_aligned,
         )
         # The hot path calls the buffer directly: validate and hold one metric, True when ``wake`` is due.
         self.record: Record = self._buffer.record

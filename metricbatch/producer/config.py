@@ -51,6 +51,9 @@ class ProducerConfig:
     """A producer's settings; explicit arguments beat the environment."""
 
     queue_url: str | None = None
+    # A sharded deployment's queues in shard order; each series goes to one of them (metricbatch.shards).
+    # Empty: ``queue_url`` alone. With one or more, ``queue_url`` is the first.
+    queue_urls: tuple[str, ...] = ()
     namespace: str | None = None
     mode: str = SQS
     mode_reason: str = ""  # why ``mode`` was chosen for you (a setting is missing or wrong); "" when configured
@@ -77,13 +80,24 @@ class ProducerConfig:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {
             "queue_url": env.get(env_names.QUEUE_URL) or None,
+            "queue_urls": _url_list(env.get(env_names.QUEUE_URLS, "")),
             "namespace": env.get(env_names.NAMESPACE) or None,
         }
+        round_seconds = _round_seconds(env.get(env_names.ROUND_SECONDS))
+        if round_seconds is not None:
+            values["flush_interval"] = round_seconds
+        if explicit.get("queue_url") is not None and explicit.get("queue_urls") is None:
+            values["queue_urls"] = ()  # an explicit single queue beats the environment's shard list
         values.update({k: v for k, v in explicit.items() if v is not None})
         if "default_dimensions" in values:
             values["default_dimensions"] = _explicit_default_dimensions(values["default_dimensions"])
         else:
             values["default_dimensions"] = default_dimensions_from_env(env.get(env_names.DEFAULT_DIMENSIONS))
+        values["queue_urls"] = tuple(values["queue_urls"])
+        if values["queue_urls"]:
+            values["queue_url"] = values["queue_urls"][0]
+        if float(values.get("flush_interval", DEFAULT_FLUSH_INTERVAL_SECONDS)) <= 0:
+            raise ConfigurationError(f"flush_interval must be above 0 s, got {values['flush_interval']!r}")
         mode = values.pop("mode", None)
         if mode is not None and mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -91,6 +105,16 @@ class ProducerConfig:
             raise ConfigurationError(f"max_buffered must be at least 1, got {values['max_buffered']!r}")
         values["mode"], values["mode_reason"] = _choose_mode(mode, env.get(env_names.MODE), values.get("queue_url"))
         return cls(**values)
+
+    @property
+    def minute_aligned(self) -> bool:
+        """Rounds on wall-clock minute boundaries, each taking only the finished minutes (a multiple of 60 s)."""
+        return self.flush_interval >= 60 and self.flush_interval % 60 == 0
+
+    @property
+    def shard_urls(self) -> tuple[str, ...]:
+        """The queues series are routed to: ``queue_urls``, else ``queue_url`` alone."""
+        return self.queue_urls or ((self.queue_url,) if self.queue_url else ())
 
     @property
     def wake_threshold(self) -> int:
@@ -132,6 +156,26 @@ def default_dimensions_from_env(text: str | None) -> Dimensions:
                 exc,
             )
         return ()
+
+
+def _url_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _round_seconds(raw: str | None) -> float | None:
+    """METRICBATCH_ROUND_SECONDS; a wrong value is logged and ignored (configuration never raises in the caller)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        logger.warning(
+            "%s=%r is not a positive number of seconds; using the default round", env_names.ROUND_SECONDS, raw
+        )
+        return None
+    return seconds
 
 
 def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | None) -> tuple[str, str]:

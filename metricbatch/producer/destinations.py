@@ -20,6 +20,8 @@ from metricbatch.aws.sqs import SqsBatchSender
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
 from metricbatch.producer.encoding import WireEntry, pack_messages, samples_in
+from metricbatch.shards import series_identity, shard_of
+from metricbatch.validation import Series
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +118,48 @@ class SqsDestination:
         return f"SQS refused the queue {self._queue_url}{where}: {code}: {problem}"
 
 
+class ShardedSqsDestination:
+    """One SqsDestination per shard queue; each entry goes to the shard of its series (``metricbatch.shards``).
+
+    A shard that SQS cannot take answers like a single queue does: its entries go on to the fallback, or are held
+    when a wrong setting blocks it; the other shards' entries are delivered meanwhile.
+    """
+
+    delivered_counter = "sent"
+    _MAX_CACHED = 100_000
+
+    def __init__(self, shards: Sequence[SqsDestination]) -> None:
+        self._shards = tuple(shards)
+        self._shard_of: dict[Series, int] = {}
+
+    def prepare(self) -> None:
+        self._shards[0].prepare()
+
+    def shard(self, key: Series) -> int:
+        index = self._shard_of.get(key)
+        if index is None:
+            if len(self._shard_of) >= self._MAX_CACHED:
+                self._shard_of.clear()
+            index = self._shard_of[key] = shard_of(series_identity(*key), len(self._shards))
+        return index
+
+    def deliver(self, entries: list[WireEntry]) -> Delivery:
+        routed: list[list[WireEntry]] = [[] for _ in self._shards]
+        for entry in entries:
+            routed[self.shard(entry.series.key)].append(entry)
+        total = Delivery()
+        for destination, part in zip(self._shards, routed, strict=True):
+            if not part:
+                continue
+            delivery = destination.deliver(part)
+            total.delivered += delivery.delivered
+            total.undelivered += delivery.undelivered
+            total.error = delivery.error or total.error
+            total.blocked = total.blocked or delivery.blocked
+            _add(total.counts, delivery.counts)
+        return total
+
+
 class PutMetricDataDestination:
     """Direct PutMetricData, merged and packed within CloudWatch's limits (the fallback while SQS is down)."""
 
@@ -192,13 +236,21 @@ def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
 
 def sqs_with_fallback(
     client_for: ClientFor,
-    queue_url: str,
+    queue_url: str | Sequence[str],
     *,
     max_message_bytes: int,
     attempts: int,
     fallback: bool,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryChain:
-    """The ``sqs`` mode: SQS first, PutMetricData directly while SQS is unavailable (unless ``fallback`` is off)."""
-    sqs = SqsDestination(client_for, queue_url, max_message_bytes=max_message_bytes, attempts=attempts, sleep=sleep)
+    """The ``sqs`` mode: SQS first, PutMetricData directly while SQS is unavailable (unless ``fallback`` is off).
+
+    With several queue URLs (a sharded deployment), each series goes to its shard's queue.
+    """
+    urls = (queue_url,) if isinstance(queue_url, str) else tuple(queue_url)
+    queues = [
+        SqsDestination(client_for, url, max_message_bytes=max_message_bytes, attempts=attempts, sleep=sleep)
+        for url in urls
+    ]
+    sqs: Destination = queues[0] if len(queues) == 1 else ShardedSqsDestination(queues)
     return DeliveryChain([sqs, PutMetricDataDestination(client_for, sleep=sleep)] if fallback else [sqs])

@@ -66,7 +66,7 @@ def build_recorder(
             process_clients = ProcessClients(clients, factory)
             chain = sqs_with_fallback(
                 process_clients,
-                queue_url,
+                config.shard_urls,
                 max_message_bytes=config.max_message_bytes,
                 attempts=config.send_attempts,
                 fallback=config.fallback,

@@ -45,7 +45,10 @@ class MetricProducer:
             (``"Service=cart,Stage=prod"``; a malformed value is one ERROR line and ignored).
         emf_stream: where emf mode writes (default: ``sys.stdout`` at each write).
         sleep, clock, monotonic: injectable for tests (retry backoff; wall clock for timestamps; drop-log pacing).
-        **options: any ``ProducerConfig`` field, e.g. ``flush_interval=0.5`` or ``max_buffered=10_000``.
+        **options: any ``ProducerConfig`` field, e.g. ``flush_interval=0.5`` or ``max_buffered=10_000``;
+            ``queue_urls=[...]`` (default ``METRICBATCH_QUEUE_URLS``) routes each series to one of a sharded
+            deployment's queues, and ``flush_interval=60`` (default ``METRICBATCH_ROUND_SECONDS``) makes rounds
+            minute-aligned (README, "Deploy: big fleets").
 
     Raises:
         ConfigurationError: an explicit argument is wrong (``mode=`` not a mode, ``max_buffered`` below 1,

@@ -22,6 +22,9 @@ from metricbatch.threads import start_daemon
 
 logger = logging.getLogger(__name__)
 
+# A minute-aligned round starts this long after the boundary: a metric stamped just before it is in the buffer.
+ALIGNED_ROUND_DELAY_SECONDS = 0.25
+
 
 class DropLog:
     """Rate-limited drop lines: each with the count since the previous line and the total."""
@@ -86,10 +89,16 @@ class Sender:
         on_start: Callable[[], None],
         retry_interval: float,
         monotonic: Callable[[], float],
+        clock: Callable[[], float] | None = None,
+        aligned: bool = False,
     ) -> None:
         self._buffer = buffer
         self._chain = chain
         self._interval = interval
+        # Minute-aligned rounds (interval a multiple of 60 s): due on the wall clock's boundaries, each takes only
+        # the finished buckets, so a producer sends one partial aggregate per series-minute, not one per round.
+        self._clock = clock
+        self._aligned = aligned and clock is not None
         self._drop_log = drop_log
         self._on_start = on_start
         self._retry_interval = retry_interval
@@ -145,15 +154,29 @@ class Sender:
     def _run(self) -> None:
         self._warm_up()
         while True:
+            woken = True
             if not self._stopping:  # stopping: drain without waiting out the interval
-                self._wake.wait(self._interval)
+                woken = self._wake.wait(self._next_wait())
             self._wake.clear()
             try:
-                self.run_round()
+                self.run_round(before=self.round_boundary() if self._aligned and not woken else None)
             except Exception:  # pragma: no cover - a bug must not kill the sender silently
                 logger.exception("metricbatch sender failed; continuing")
             if self._stopping and (not self._buffer.pending or self._buffer.blocked):
                 return
+
+    def round_boundary(self) -> float:
+        """The start of the current round period on the wall clock (what a timed aligned round takes is before it)."""
+        assert self._clock is not None
+        now = self._clock()
+        return now - now % self._interval
+
+    def _next_wait(self) -> float:
+        if not self._aligned:
+            return self._interval
+        assert self._clock is not None
+        now = self._clock()
+        return self._interval - now % self._interval + ALIGNED_ROUND_DELAY_SECONDS
 
     def _warm_up(self) -> None:
         # Make the clients (imports, models, credentials) now, not when the first round is already due.
@@ -162,8 +185,9 @@ class Sender:
         except Exception as exc:  # the first round reports it
             logger.debug("metricbatch sender warm-up failed: %s", exc)
 
-    def run_round(self) -> None:
-        """Deliver everything pending now, then log drops if it is time.
+    def run_round(self, before: float | None = None) -> None:
+        """Deliver everything pending now (with ``before``: the buckets that start before it), then log drops if it
+        is time.
 
         One take per round: what arrives meanwhile waits for the next interval, unless it reaches the wake
         threshold (the caller then wakes the sender again) or a flush asks for it.
@@ -172,7 +196,7 @@ class Sender:
         if retrying and self._monotonic() < self._next_retry:
             self._drop_log.report()
             return
-        taken = self._buffer.take()
+        taken = self._buffer.take(before)
         if taken is not None:
             result = self._chain.deliver(entries_of(taken.histograms))
             if retrying:

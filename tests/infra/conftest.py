@@ -38,6 +38,7 @@ CUSTOM_OVERRIDES = {
     "encryption_key": EXISTING_KEY_ARN,
 }
 CUSTOM_MAX_CONCURRENCY = 7
+SHARDS = 3
 
 # Each variant's context, and the settings it must deploy (worked out here, independently of app.py).
 VARIANTS: dict[str, list[str]] = {
@@ -54,6 +55,8 @@ VARIANTS: dict[str, list[str]] = {
     ],
     # A key the stack creates, chosen the way an operator would: one context key on the command line.
     "kms": ["-c", "env=prod", "-c", "encryption_key=kms"],
+    # The scale setting (issue 27): one context value turns on shard queues and the fleet batching settings.
+    "shards": ["-c", "env=prod", "-c", f"shards={SHARDS}"],
 }
 
 
@@ -63,6 +66,7 @@ EXPECTED_SETTINGS: dict[str, PipelineSettings] = {
     "prod": settings_for("prod"),
     "custom": settings_for("staging").with_overrides({**CUSTOM_OVERRIDES, "max_concurrency": CUSTOM_MAX_CONCURRENCY}),
     "kms": settings_for("prod").with_overrides({"encryption_key": "kms"}),
+    "shards": settings_for("prod").with_overrides({"shards": SHARDS}),
 }
 
 

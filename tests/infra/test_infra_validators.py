@@ -25,7 +25,7 @@ from infra.validate import (
 if TYPE_CHECKING:
     from conftest import SynthCache
 
-VARIANTS = ("dev", "staging", "prod", "custom", "kms")
+VARIANTS = ("dev", "staging", "prod", "custom", "kms", "shards")
 STRIPPED = "stripped"  # the prod template without its checkov and cfn-lint Metadata
 FUNCTION_SKIPS = {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173"}
 # Without a customer managed key: both queues (CKV_AWS_27) and the log group (CKV_AWS_158) too.

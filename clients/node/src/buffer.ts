@@ -42,12 +42,35 @@ export class MetricBuffer {
     return true;
   }
 
-  /** Everything buffered now, for one send round; the buffer starts empty again. */
-  take(): TakenMetrics {
-    const taken = { series: this.series, values: this.values, timestamps: this.timestamps, count: this.series.length };
-    this.series = [];
-    this.values = [];
-    this.timestamps = [];
+  /** Everything buffered now, for one send round; the buffer starts empty again. With `before` (epoch seconds),
+   * only the metrics whose bucket starts before it: a minute-aligned round leaves the current minute to fill. */
+  take(before?: number): TakenMetrics {
+    if (before === undefined) {
+      const taken = {
+        series: this.series,
+        values: this.values,
+        timestamps: this.timestamps,
+        count: this.series.length,
+      };
+      this.series = [];
+      this.values = [];
+      this.timestamps = [];
+      return taken;
+    }
+    const taken: TakenMetrics = { series: [], values: [], timestamps: [], count: 0 };
+    const kept: TakenMetrics = { series: [], values: [], timestamps: [], count: 0 };
+    for (let i = 0; i < this.series.length; i++) {
+      const series = this.series[i]!;
+      const timestamp = this.timestamps[i]!;
+      const into = timestamp - (timestamp % series.resolution) < before ? taken : kept;
+      into.series.push(series);
+      into.values.push(this.values[i]!);
+      into.timestamps.push(timestamp);
+      into.count += 1;
+    }
+    this.series = kept.series;
+    this.values = kept.values;
+    this.timestamps = kept.timestamps;
     return taken;
   }
 

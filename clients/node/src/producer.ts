@@ -13,6 +13,7 @@ import { STORE } from "./capture.js";
 import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode } from "./modes.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
+import { QUEUE_URLS_VARIABLE, ROUND_SECONDS_VARIABLE, urlList } from "./shards.js";
 import type { SqsSender } from "./sqs.js";
 import type { Series } from "./wire.js";
 import {
@@ -56,15 +57,21 @@ const CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
 
 /** Mirrors metricbatch/producer/config.py DEFAULT_FLUSH_INTERVAL_SECONDS: same rounds, same SQS requests. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
+/** A minute-aligned round starts this long after the boundary: a metric stamped just before it is buffered. */
+const ALIGNED_ROUND_DELAY_MS = 250;
 
 export interface ProducerOptions {
   /** Where metrics go: "sqs", "memory" or "off"; default `METRICBATCH_MODE`, else "sqs" with a queue URL. */
   mode?: Mode;
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
+  /** A sharded deployment's queues in shard order (each series goes to one); default `METRICBATCH_QUEUE_URLS`,
+   * unless `queueUrl` is given. The first is `queueUrl`. */
+  queueUrls?: string[];
   /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
   namespace?: string;
-  /** How often the sender ships what is buffered (ms); default 5000, as the Python producer's `flush_interval`. */
+  /** How often the sender ships what is buffered (ms); default `METRICBATCH_ROUND_SECONDS` x 1000, else 5000, as the
+   * Python producer's `flush_interval`; a multiple of 60 s is minute-aligned (only finished minutes each round). */
   flushIntervalMs?: number;
   /** Metrics buffered at most; beyond that new ones are dropped and counted. Default 100,000. */
   maxBuffered?: number;
@@ -134,6 +141,8 @@ function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean>
 /** Buffers metrics in memory and ships them to the metricbatch queue in the background. */
 export class MetricProducer implements ExitParticipant {
   readonly queueUrl: string | undefined;
+  /** The queues series are routed to (one unless the deployment is sharded). */
+  readonly queueUrls: readonly string[];
   readonly namespace: string | undefined;
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
@@ -170,10 +179,16 @@ export class MetricProducer implements ExitParticipant {
   private dropsSinceWarning = 0;
 
   constructor(options: ProducerOptions = {}) {
-    const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
+    const queueUrls =
+      options.queueUrls ?? (options.queueUrl === undefined ? urlList(process.env[QUEUE_URLS_VARIABLE]) : []);
+    const queueUrl = queueUrls[0] ?? options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
+    this.queueUrls = queueUrls.length > 0 ? [...queueUrls] : queueUrl === undefined ? [] : [queueUrl];
     this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
-    this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+    this.flushIntervalMs = positive(
+      "flushIntervalMs",
+      options.flushIntervalMs ?? roundFromEnv(process.env[ROUND_SECONDS_VARIABLE]) ?? DEFAULT_FLUSH_INTERVAL_MS,
+    );
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
     let defaults: DimensionPairs;
@@ -194,6 +209,7 @@ export class MetricProducer implements ExitParticipant {
     this.cloudwatchClient = options.cloudwatchClient;
     const settings = {
       queueUrl: queueUrl ?? "",
+      queueUrls: this.queueUrls,
       maxMessageBytes: options.maxMessageBytes ?? MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES,
       sendAttempts: Math.max(1, options.sendAttempts ?? 4),
       fallback: options.fallback ?? true,
@@ -343,8 +359,21 @@ export class MetricProducer implements ExitParticipant {
   private start(): void {
     this.sender.reset();
     // unref: the timer alone never keeps the process alive; beforeExit flushes what it leaves behind.
-    this.timer = setInterval(() => this.sender.kick(), this.flushIntervalMs).unref();
+    if (this.flushIntervalMs % 60_000 === 0) this.scheduleAlignedRound();
+    else this.timer = setInterval(() => this.sender.kick(), this.flushIntervalMs).unref();
     registerProducer(this);
+  }
+
+  /** A round of a multiple of 60 s is minute-aligned (as in the Python producer): just after each boundary it sends
+   * the finished minutes only, one part per series-minute; flush, exit and the wake threshold still send all. */
+  private scheduleAlignedRound(): void {
+    const interval = this.flushIntervalMs;
+    const wait = interval - (Date.now() % interval) + ALIGNED_ROUND_DELAY_MS;
+    this.timer = setTimeout(() => {
+      const now = Date.now();
+      void this.sender.kick((now - (now % interval)) / 1000);
+      if (this.timer !== undefined) this.scheduleAlignedRound();
+    }, wait).unref();
   }
 
   private drop(count: number, why: string): void {
@@ -371,4 +400,11 @@ export class MetricProducer implements ExitParticipant {
     this.cloudwatchClient ??= makeCloudWatchClient(CLIENT_TIMEOUTS);
     return this.cloudwatchClient;
   }
+}
+
+/** METRICBATCH_ROUND_SECONDS in ms; a wrong value is ignored (configuration never throws in the caller). */
+function roundFromEnv(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const seconds = Number(raw);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }

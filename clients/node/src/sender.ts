@@ -8,6 +8,7 @@ import { packRequests, publish, type CloudWatchSender } from "./cloudwatch.js";
 import { sendMessages, type OutgoingMessage, type SendOutcome, type SqsSender } from "./sqs.js";
 import * as log from "./log.js";
 import { configurationProblem } from "./retry.js";
+import { seriesIdentity, shardOf } from "./shards.js";
 import { ENVELOPE_BYTES, envelopeOf, fragmentOf, type Datum } from "./wire.js";
 
 const debug = debuglog("metricbatch");
@@ -32,6 +33,8 @@ export interface Counters {
 
 export interface SenderSettings {
   queueUrl: string;
+  /** A sharded deployment's queues in shard order: each series goes to one of them (shards.ts). */
+  queueUrls?: readonly string[];
   maxMessageBytes: number;
   sendAttempts: number;
   fallback: boolean;
@@ -133,6 +136,8 @@ export class Sender {
   private nextRetryAt = 0;
   /** Why the queue refuses what is held ("" when it does not): the ERROR line and stats().configError. */
   blocked = "";
+  /** Shard of each series (by its canonical head), for a sharded deployment. */
+  private readonly shards = new Map<string, number>();
 
   constructor(
     private readonly buffer: MetricBuffer,
@@ -142,10 +147,11 @@ export class Sender {
     private readonly events: SenderEvents,
   ) {}
 
-  /** Start a round now unless one is running (it goes on until the buffer is empty); resolves when they end. */
-  kick(): Promise<void> {
+  /** Start a round now unless one is running (it goes on until the buffer is empty); resolves when they end.
+   * With `before` (a minute-aligned round): one round of the metrics whose bucket starts before it. */
+  kick(before?: number): Promise<void> {
     if (this.pumping === undefined && (this.buffer.length > 0 || this.retryDue)) {
-      this.pumping = this.pump().finally(() => (this.pumping = undefined));
+      this.pumping = this.pump(before).finally(() => (this.pumping = undefined));
     }
     return this.pumping ?? Promise.resolve();
   }
@@ -206,14 +212,14 @@ export class Sender {
     return bodiesOf(aggregator.datums(), this.settings.maxMessageBytes);
   }
 
-  private async pump(): Promise<void> {
+  private async pump(before?: number): Promise<void> {
     if (this.controller.signal.aborted) return;
-    do await this.round();
-    while (this.buffer.length > 0 && !this.controller.signal.aborted);
+    do await this.round(before);
+    while (before === undefined && this.buffer.length > 0 && !this.controller.signal.aborted);
   }
 
-  private async round(): Promise<void> {
-    const taken = this.buffer.take();
+  private async round(before?: number): Promise<void> {
+    const taken = this.buffer.take(before);
     // Held metrics ride along with the new ones: merged, they are bounded by distinct values, not by calls.
     const aggregator = this.held ?? new BucketAggregator();
     this.held = undefined;
@@ -266,13 +272,28 @@ export class Sender {
   private async deliver(aggregator: BucketAggregator, current: Round, samples: number): Promise<number> {
     const retrying = this.blocked !== "";
     if (retrying) this.counters.queueRetries += 1;
-    const messages = await encodeMessages(aggregator.datums(), this.settings.maxMessageBytes);
-    current.unacknowledged = messages;
-    const { failed, configuration } = await this.sendToSqs(messages);
+    const queues =
+      this.settings.queueUrls && this.settings.queueUrls.length > 0
+        ? this.settings.queueUrls
+        : [this.settings.queueUrl];
+    const routed: Datum[][] = queues.map(() => []);
+    for (const datum of aggregator.datums()) routed[this.shard(datum, queues.length)]!.push(datum);
+    const perQueue = await Promise.all(routed.map((datums) => encodeMessages(datums, this.settings.maxMessageBytes)));
+    current.unacknowledged = perQueue.flat();
+    const failed: OutgoingMessage[] = [];
+    let refused: string | undefined;
+    for (const [index, messages] of perQueue.entries()) {
+      if (messages.length === 0) continue;
+      const outcome = await this.sendToSqs(messages, queues[index]!);
+      failed.push(...outcome.failed);
+      if (outcome.failed.length > 0 && outcome.configuration !== undefined && refused === undefined) {
+        const { code, problem } = outcome.configuration;
+        refused = `SQS refused the queue ${queues[index]}: ${code}: ${problem}`;
+      }
+    }
     current.unacknowledged = failed;
-    if (failed.length > 0 && configuration !== undefined) {
-      const { code, problem } = configuration;
-      this.hold(failed, `SQS refused the queue ${this.settings.queueUrl}: ${code}: ${problem}`);
+    if (failed.length > 0 && refused !== undefined) {
+      this.hold(failed, refused);
       return samples;
     }
     if (retrying) {
@@ -304,12 +325,26 @@ export class Sender {
   }
 
   /** Send to SQS; returns the messages it did not accept, and the wrong setting that refused them if one did. */
-  private async sendToSqs(messages: OutgoingMessage[]): Promise<Pick<SendOutcome, "failed" | "configuration">> {
+  private shard(datum: Datum, shards: number): number {
+    if (shards <= 1) return 0;
+    let index = this.shards.get(datum.series.head);
+    if (index === undefined) {
+      if (this.shards.size >= 100_000) this.shards.clear();
+      index = shardOf(seriesIdentity(datum.series), shards);
+      this.shards.set(datum.series.head, index);
+    }
+    return index;
+  }
+
+  private async sendToSqs(
+    messages: OutgoingMessage[],
+    queueUrl: string = this.settings.queueUrl,
+  ): Promise<Pick<SendOutcome, "failed" | "configuration">> {
     const signal = this.controller.signal;
     const { counters } = this;
     try {
       const policy = { attempts: this.settings.sendAttempts, baseDelayMs: 50, maxDelayMs: 2000 };
-      const outcome = await sendMessages(this.clients.sqs(), this.settings.queueUrl, messages, policy, signal);
+      const outcome = await sendMessages(this.clients.sqs(), queueUrl, messages, policy, signal);
       countSent(counters, outcome);
       if (outcome.failed.length > 0)
         debug("SQS did not accept %d message(s): %s", outcome.failed.length, outcome.lastError);
