@@ -10,6 +10,9 @@ from typing import Final
 # -- producer side ---------------------------------------------------------------------------------------------------
 QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batcher, where unsent datums are re-queued
 NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
+# The namespace of a metric sent without namespace= when METRICBATCH_NAMESPACE is unset or invalid: host
+# configuration missing never raises in the caller (said once in the log), as in aws-embedded-metrics.
+DEFAULT_NAMESPACE: Final = "metricbatch/default"
 MODE: Final = "METRICBATCH_MODE"  # where send_metric delivers: sqs | emf | memory | off (default: sqs with a queue URL)
 
 # -- AWS's own, as metricbatch reads them (aws/session.py) -----------------------------------------------------------

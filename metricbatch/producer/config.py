@@ -3,7 +3,9 @@
 The mode says where metrics go: ``sqs`` (the pipeline's queue), ``emf`` (Embedded Metric Format lines on stdout),
 ``memory`` (kept in the process for tests) or ``off`` (validated and discarded). ``mode=`` beats
 ``METRICBATCH_MODE``, which beats the default: ``sqs`` when a queue URL is configured. A host with no usable
-setting is not an error in the caller: the mode becomes ``off`` and ``mode_reason`` says why.
+setting is not an error in the caller: the mode becomes ``off`` and ``mode_reason`` says why. Likewise a host without
+a (valid) ``METRICBATCH_NAMESPACE``: metrics sent without ``namespace=`` go to ``DEFAULT_NAMESPACE`` and
+``namespace_reason`` says why (an empty or invalid ``namespace=`` passed in code still raises at the call).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from metricbatch import env as env_names
-from metricbatch.exceptions import ConfigurationError
+from metricbatch.exceptions import ConfigurationError, InvalidMetricError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
+from metricbatch.validation import check_namespace
 
 SQS: Final = "sqs"
 EMF: Final = "emf"
@@ -46,7 +49,8 @@ class ProducerConfig:
     """A producer's settings; explicit arguments beat the environment."""
 
     queue_url: str | None = None
-    namespace: str | None = None
+    namespace: str = env_names.DEFAULT_NAMESPACE
+    namespace_reason: str = ""  # why ``namespace`` is DEFAULT_NAMESPACE (no or an invalid variable); "" when configured
     mode: str = SQS
     mode_reason: str = ""  # why ``mode`` was chosen for you (a setting is missing or wrong); "" when configured
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_SECONDS
@@ -68,11 +72,11 @@ class ProducerConfig:
                 A missing or wrong environment variable never raises: the mode becomes ``off``, with a reason.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "queue_url": env.get(env_names.QUEUE_URL) or None,
-            "namespace": env.get(env_names.NAMESPACE) or None,
-        }
+        values: dict[str, Any] = {"queue_url": env.get(env_names.QUEUE_URL) or None}
+        values["namespace"], values["namespace_reason"] = _choose_namespace(env.get(env_names.NAMESPACE))
         values.update({k: v for k, v in explicit.items() if v is not None})
+        if explicit.get("namespace") is not None:
+            values["namespace_reason"] = ""  # given in code: validated (and rejected) at each call, never replaced
         mode = values.pop("mode", None)
         if mode is not None and mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -89,6 +93,20 @@ class ProducerConfig:
     def turned_off(self, reason: str) -> ProducerConfig:
         """These settings in mode ``off``, chosen for the given reason (a setting the mode needs is missing)."""
         return replace(self, mode=OFF, mode_reason=reason)
+
+
+def _choose_namespace(from_env: str | None) -> tuple[str, str]:
+    """(default namespace, reason it was chosen for you): METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE."""
+    fallback = f"metrics sent without namespace= go to namespace {env_names.DEFAULT_NAMESPACE!r}"
+    if not from_env:
+        return env_names.DEFAULT_NAMESPACE, f"no {env_names.NAMESPACE} and no namespace=: {fallback}"
+    try:
+        return check_namespace(from_env), ""
+    except InvalidMetricError as exc:
+        return (
+            env_names.DEFAULT_NAMESPACE,
+            f"{env_names.NAMESPACE}={from_env!r} is not a valid namespace ({exc}): {fallback}",
+        )
 
 
 def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | None) -> tuple[str, str]:
