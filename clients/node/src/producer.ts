@@ -10,13 +10,22 @@ import { registerProducer, unregisterProducer, type ExitParticipant } from "./li
 import { MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, MIN_ABS_VALUE, SQS_MESSAGE_HEADROOM_BYTES } from "./limits.js";
 import { announce } from "./log.js";
 import { STORE } from "./capture.js";
-import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode } from "./modes.js";
+import {
+  chooseMode,
+  chooseNamespace,
+  DEFAULT_NAMESPACE,
+  DISCARDED,
+  MODE_VARIABLE,
+  NAMESPACE_VARIABLE,
+  QUEUE_URL_VARIABLE,
+  type Mode,
+} from "./modes.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
 import type { SqsSender } from "./sqs.js";
 import { checkTimestamp, checkValue, type Dimensions, type TimestampInput } from "./validation.js";
 
-export { MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
+export { DEFAULT_NAMESPACE, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
 // While SQS refuses the queue for a reason no retry fixes, the held metrics are offered to it again this often: one
 // SendMessageBatch per producer every 30 s, and recovery within 30 s of a fix (QUEUE_RETRY_INTERVAL_SECONDS in
 // metricbatch/producer/config.py).
@@ -31,7 +40,8 @@ export interface ProducerOptions {
   mode?: Mode;
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
-  /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
+  /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`, else (unset or invalid) "metricbatch/default",
+   * said once when first used and shown in stats().namespaceReason. A namespace given in code is never replaced. */
   namespace?: string;
   /** How often the sender ships what is buffered (ms); default 5000, as the Python producer's `flush_interval`. */
   flushIntervalMs?: number;
@@ -75,6 +85,10 @@ export interface ProducerStats extends Counters {
   modeReason: string;
   /** A wrong setting holding metrics back right now (SQS refuses the queue), else "". */
   configError: string;
+  /** The default namespace of sendMetric. */
+  namespace: string;
+  /** Why the default namespace is "metricbatch/default" (no or an invalid METRICBATCH_NAMESPACE), else "". */
+  namespaceReason: string;
 }
 
 const NO_OPTIONS: SendOptions = Object.freeze({});
@@ -96,7 +110,9 @@ function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean>
 /** Buffers metrics in memory and ships them to the metricbatch queue in the background. */
 export class MetricProducer implements ExitParticipant {
   readonly queueUrl: string | undefined;
-  readonly namespace: string | undefined;
+  readonly namespace: string;
+  readonly namespaceReason: string;
+  private namespaceNote: string; // said once, when the default namespace is first used
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
   readonly handleSignals: boolean;
@@ -111,6 +127,7 @@ export class MetricProducer implements ExitParticipant {
   private current: Mode;
   private reason = "";
   private captures = 0;
+  private discardedAtCall = 0; // discarded by sendMetric itself (mode off), not after being buffered
   private lostAtFlush = 0;
   private readonly counters: Counters = {
     sent: 0,
@@ -132,7 +149,9 @@ export class MetricProducer implements ExitParticipant {
   constructor(options: ProducerOptions = {}) {
     const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
-    this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
+    const namespace = chooseNamespace(options.namespace, process.env[NAMESPACE_VARIABLE]);
+    this.namespace = namespace.namespace;
+    this.namespaceReason = this.namespaceNote = namespace.reason;
     this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
@@ -178,6 +197,7 @@ export class MetricProducer implements ExitParticipant {
     let series;
     try {
       series = this.series.lookup(name, namespace, options);
+      if (this.namespaceNote && namespace === this.namespace) this.sayNamespace();
       if (
         typeof value !== "number" ||
         !(value <= MAX_ABS_VALUE && value >= -MAX_ABS_VALUE) ||
@@ -200,8 +220,10 @@ export class MetricProducer implements ExitParticipant {
       }
     }
     if (this.current !== "sqs") {
-      if (this.current === "off") this.counters.discarded += 1;
-      else if (STORE.add(series, value, timestamp)) this.captures += 1;
+      if (this.current === "off") {
+        this.counters.discarded += 1;
+        this.discardedAtCall += 1;
+      } else if (STORE.add(series, value, timestamp)) this.captures += 1;
       else this.drop(1, "memory mode holds its maximum of captured metrics");
       return;
     }
@@ -234,10 +256,13 @@ export class MetricProducer implements ExitParticipant {
       ...this.counters,
       buffered: this.pending,
       captured: this.captures,
-      accepted: this.buffer.accepted + this.counters.discarded + this.captures,
+      // Buffered metrics discarded later (no region found) are in buffer.accepted already: counted once.
+      accepted: this.buffer.accepted + this.discardedAtCall + this.captures,
       mode: this.mode,
       modeReason: this.reason,
       configError: this.sender.blocked,
+      namespace: this.namespace,
+      namespaceReason: this.namespaceReason,
     };
   }
 
@@ -276,6 +301,12 @@ export class MetricProducer implements ExitParticipant {
     const handled = this.buffer.waitHandled(timeoutMs);
     const rounds = this.sender.kick();
     return retry ? Promise.all([handled, within(rounds, timeoutMs)]).then(([a, b]) => a && b) : handled;
+  }
+
+  private sayNamespace(): void {
+    const note = this.namespaceNote;
+    this.namespaceNote = "";
+    announce(note, note.startsWith("no ") ? "warning" : "error");
   }
 
   private turnOff(reason: string, level: "warning" | "error" = "error"): void {
