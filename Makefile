@@ -142,4 +142,4 @@ soak: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .mypy_cache .ruff_cache .pytest_cache \
-		$(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build
+		$(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build $(PACKAGE_ENV) metricbatch.egg-info

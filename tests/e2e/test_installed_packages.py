@@ -125,18 +125,25 @@ def test_the_wheel_carries_its_version_license_and_types(package_env: Path, tmp_
     assert "missing library stubs or py.typed marker" not in mypy.stdout
 
 
-@pytest.mark.parametrize("argv", [["demo", "--metrics", "10"], ["local"]])
+POLL = ["poll", "--queue-url", "http://127.0.0.1:9/q", "--dlq-url", "http://127.0.0.1:9/d", "--region", "us-east-1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "missing"),
+    [(["demo", "--metrics", "10"], "moto"), (["local"], "moto"), (POLL, "aws_lambda_powertools")],
+    ids=["demo", "local", "poll"],
+)
 def test_a_verb_that_needs_an_extra_says_so_from_a_plain_install(
-    package_env: Path, tmp_path: Path, argv: list[str]
+    package_env: Path, tmp_path: Path, argv: list[str], missing: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "METRICBATCH_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "METRICBATCH_", "AWS_"))}
     result = subprocess.run(
         [str(package_env / "venv" / "bin" / "metricbatch"), *argv],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"metricbatch {argv[0]}: needs moto, which is not installed: pip install 'metricbatch[local]'"
+        f"metricbatch {argv[0]}: needs {missing}, which is not installed: pip install 'metricbatch[local]'"
     ]
 
 
