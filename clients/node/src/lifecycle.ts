@@ -5,9 +5,9 @@
 // - process.exit() (no async work possible any more): hand what is left to a short-lived child process that sends it
 //   synchronously, bounded by the same timeout.
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compiledUrl } from "./location.js";
 import { debuglog } from "node:util";
-import { compiledDirectory } from "./location.js";
 
 const debug = debuglog("metricbatch");
 const SIGNALS = ["SIGTERM", "SIGINT"] as const;
@@ -78,7 +78,7 @@ function reraise(signal: ExitSignal): void {
   process.kill(process.pid, signal);
 }
 
-const EXIT_SENDER = join(compiledDirectory(), "exit-sender.js");
+const EXIT_SENDER = fileURLToPath(new URL("./exit-sender.js", compiledUrl()));
 
 function onExit(): void {
   for (const producer of [...participants]) {
