@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from metricbatch import __version__
 from metricbatch.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +29,8 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from metricbatch import __version__
+
     parser = argparse.ArgumentParser(
         prog="metricbatch", description="Cheap, safe custom CloudWatch metrics: SQS-batched PutMetricData."
     )

@@ -16,9 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from metricbatch import env as env_names
-from metricbatch.exceptions import ConfigurationError, InvalidMetricError
+from metricbatch.exceptions import ConfigurationError
 from metricbatch.limits import MAX_SQS_MESSAGE_BYTES, SQS_MESSAGE_HEADROOM_BYTES
-from metricbatch.validation import check_namespace
 
 SQS: Final = "sqs"
 EMF: Final = "emf"
@@ -49,10 +48,10 @@ class ProducerConfig:
     """A producer's settings; explicit arguments beat the environment."""
 
     queue_url: str | None = None
-    namespace: str = env_names.DEFAULT_NAMESPACE
-    namespace_reason: str = ""  # why ``namespace`` is DEFAULT_NAMESPACE (no or an invalid variable); "" when configured
+    namespace: str | None = None
     mode: str = SQS
     mode_reason: str = ""  # why ``mode`` was chosen for you (a setting is missing or wrong); "" when configured
+    namespace_reason: str = ""  # why ``namespace`` is DEFAULT_NAMESPACE (no or an invalid variable); "" when configured
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_SECONDS
     max_buffered: int = DEFAULT_MAX_BUFFERED
     max_message_bytes: int = MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES
@@ -72,17 +71,19 @@ class ProducerConfig:
                 A missing or wrong environment variable never raises: the mode becomes ``off``, with a reason.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {"queue_url": env.get(env_names.QUEUE_URL) or None}
-        values["namespace"], values["namespace_reason"] = _choose_namespace(env.get(env_names.NAMESPACE))
+        values: dict[str, Any] = {
+            "queue_url": env.get(env_names.QUEUE_URL) or None,
+            "namespace": env.get(env_names.NAMESPACE) or None,
+        }
         values.update({k: v for k, v in explicit.items() if v is not None})
-        if explicit.get("namespace") is not None:
-            values["namespace_reason"] = ""  # given in code: validated (and rejected) at each call, never replaced
         mode = values.pop("mode", None)
         if mode is not None and mode not in MODES:
             raise ConfigurationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if int(values.get("max_buffered", DEFAULT_MAX_BUFFERED)) < 1:
             raise ConfigurationError(f"max_buffered must be at least 1, got {values['max_buffered']!r}")
         values["mode"], values["mode_reason"] = _choose_mode(mode, env.get(env_names.MODE), values.get("queue_url"))
+        if explicit.get("namespace") is None:  # given in code, it is validated (and rejected) at each call instead
+            values["namespace"], values["namespace_reason"] = _choose_namespace(env.get(env_names.NAMESPACE))
         return cls(**values)
 
     @property
@@ -97,6 +98,9 @@ class ProducerConfig:
 
 def _choose_namespace(from_env: str | None) -> tuple[str, str]:
     """(default namespace, reason it was chosen for you): METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE."""
+    from metricbatch.exceptions import InvalidMetricError
+    from metricbatch.validation import check_namespace
+
     fallback = f"metrics sent without namespace= go to namespace {env_names.DEFAULT_NAMESPACE!r}"
     if not from_env:
         return env_names.DEFAULT_NAMESPACE, f"no {env_names.NAMESPACE} and no namespace=: {fallback}"

@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
+from metricbatch.env import DEFAULT_NAMESPACE
 from metricbatch.producer import lifecycle
 from metricbatch.producer.clients import ClientFactory
 from metricbatch.producer.config import ProducerConfig
-from metricbatch.producer.modes import announce_once, build_recorder
+from metricbatch.producer.modes import build_recorder
 from metricbatch.producer.series import BufferedSeries, SeriesHandle, validate_series
 
 __all__ = ["MetricProducer", "ProducerConfig"]
@@ -76,7 +77,7 @@ class MetricProducer:
             clock=clock,
             monotonic=monotonic,
         )
-        self._namespace = self.config.namespace
+        self._namespace = DEFAULT_NAMESPACE if self.config.namespace is None else self.config.namespace
         self._namespace_note = self.config.namespace_reason  # said once, when the default namespace is first used
         self._series: dict[_SeriesKey, BufferedSeries] = {}
         self._record = self._recorder.record
@@ -149,6 +150,8 @@ class MetricProducer:
             self._recorder.count({"invalid": 1})
             raise
         if self._namespace_note and namespace == self._namespace:
+            from metricbatch.producer.modes import announce_once
+
             note, self._namespace_note = self._namespace_note, ""
             announce_once(note, logging.WARNING if note.startswith("no ") else logging.ERROR)
         if key is not None:
@@ -175,7 +178,7 @@ class MetricProducer:
         namespace) and ``namespace_reason`` (why it is ``"metricbatch/default"``, else "")."""
         stats: dict[str, Any] = dict(self._recorder.stats())
         stats.update(mode=self.config.mode, mode_reason=self.config.mode_reason, config_error=self._recorder.blocked)
-        stats.update(namespace=self.config.namespace, namespace_reason=self.config.namespace_reason)
+        stats.update(namespace=self._namespace, namespace_reason=self.config.namespace_reason)
         return stats
 
     def close(self, timeout: float | None = None) -> None:
