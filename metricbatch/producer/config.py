@@ -96,23 +96,6 @@ class ProducerConfig:
         return replace(self, mode=OFF, mode_reason=reason)
 
 
-def _choose_namespace(from_env: str | None) -> tuple[str, str]:
-    """(default namespace, reason it was chosen for you): METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE."""
-    from metricbatch.exceptions import InvalidMetricError
-    from metricbatch.validation import check_namespace
-
-    fallback = f"metrics sent without namespace= go to namespace {env_names.DEFAULT_NAMESPACE!r}"
-    if not from_env:
-        return env_names.DEFAULT_NAMESPACE, f"no {env_names.NAMESPACE} and no namespace=: {fallback}"
-    try:
-        return check_namespace(from_env), ""
-    except InvalidMetricError as exc:
-        return (
-            env_names.DEFAULT_NAMESPACE,
-            f"{env_names.NAMESPACE}={from_env!r} is not a valid namespace ({exc}): {fallback}",
-        )
-
-
 def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | None) -> tuple[str, str]:
     """(mode, reason it was chosen for you): explicit, else METRICBATCH_MODE, else sqs with a queue URL."""
     if explicit is not None:
@@ -131,3 +114,20 @@ def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | No
             f"(pass queue_url= or set {env_names.QUEUE_URL})"
         )
     return mode, ""
+
+
+def _choose_namespace(from_env: str | None) -> tuple[str, str]:
+    """(default namespace, reason it was chosen for you): METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE."""
+    from metricbatch.exceptions import InvalidMetricError
+    from metricbatch.validation import check_namespace
+
+    fallback = f"metrics sent without namespace= go to namespace {env_names.DEFAULT_NAMESPACE!r}"
+    if not from_env:
+        return env_names.DEFAULT_NAMESPACE, f"no {env_names.NAMESPACE} and no namespace=: {fallback}"
+    try:
+        return check_namespace(from_env), ""
+    except InvalidMetricError as exc:
+        return (
+            env_names.DEFAULT_NAMESPACE,
+            f"{env_names.NAMESPACE}={from_env!r} is not a valid namespace ({exc}): {fallback}",
+        )

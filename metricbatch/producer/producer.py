@@ -77,12 +77,14 @@ class MetricProducer:
             clock=clock,
             monotonic=monotonic,
         )
-        self._namespace = DEFAULT_NAMESPACE if self.config.namespace is None else self.config.namespace
-        self._namespace_note = self.config.namespace_reason  # said once, when the default namespace is first used
+        self._namespace = self.config.namespace
         self._series: dict[_SeriesKey, BufferedSeries] = {}
         self._record = self._recorder.record
         self._wake = self._recorder.wake
         lifecycle.watch_forks(self)
+        if self._namespace is None:  # settings made without from_env: the default namespace all the same
+            self._namespace = DEFAULT_NAMESPACE
+        self._namespace_note = self.config.namespace_reason  # said once, when the default namespace is first used
 
     @property
     def mode(self) -> str:
