@@ -40,8 +40,7 @@ export interface ProducerOptions {
   mode?: Mode;
   /** The pipeline's SQS queue; default `METRICBATCH_QUEUE_URL`. */
   queueUrl?: string;
-  /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`, else (unset or invalid) "metricbatch/default",
-   * said once when first used and shown in stats().namespaceReason. A namespace given in code is never replaced. */
+  /** Default namespace of sendMetric; default `METRICBATCH_NAMESPACE`. */
   namespace?: string;
   /** How often the sender ships what is buffered (ms); default 5000, as the Python producer's `flush_interval`. */
   flushIntervalMs?: number;
@@ -110,9 +109,7 @@ function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean>
 /** Buffers metrics in memory and ships them to the metricbatch queue in the background. */
 export class MetricProducer implements ExitParticipant {
   readonly queueUrl: string | undefined;
-  readonly namespace: string;
-  readonly namespaceReason: string;
-  private namespaceNote: string; // said once, when the default namespace is first used
+  readonly namespace: string | undefined;
   readonly flushIntervalMs: number;
   readonly exitFlushTimeoutMs: number;
   readonly handleSignals: boolean;
@@ -128,6 +125,9 @@ export class MetricProducer implements ExitParticipant {
   private reason = "";
   private captures = 0;
   private discardedAtCall = 0; // discarded by sendMetric itself (mode off), not after being buffered
+  /** Why the default namespace is "metricbatch/default" (no or an invalid METRICBATCH_NAMESPACE), else "". */
+  readonly namespaceReason: string = "";
+  private namespaceNote = ""; // said once, when the default namespace is first used
   private lostAtFlush = 0;
   private readonly counters: Counters = {
     sent: 0,
@@ -149,9 +149,7 @@ export class MetricProducer implements ExitParticipant {
   constructor(options: ProducerOptions = {}) {
     const queueUrl = options.queueUrl ?? (process.env[QUEUE_URL_VARIABLE] || undefined);
     this.queueUrl = queueUrl;
-    const namespace = chooseNamespace(options.namespace, process.env[NAMESPACE_VARIABLE]);
-    this.namespace = namespace.namespace;
-    this.namespaceReason = this.namespaceNote = namespace.reason;
+    this.namespace = options.namespace ?? (process.env[NAMESPACE_VARIABLE] || undefined);
     this.flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
     this.exitFlushTimeoutMs = positive("exitFlushTimeoutMs", options.exitFlushTimeoutMs ?? 5000);
     this.handleSignals = options.handleSignals ?? true;
@@ -180,6 +178,11 @@ export class MetricProducer implements ExitParticipant {
     this.current = choice.mode;
     if (choice.reason) this.turnOff(choice.reason, choice.level);
     if (choice.notice) announce(choice.notice, choice.level);
+    // Host configuration, like the queue URL: unset or invalid never throws; "metricbatch/default", said once.
+    // A namespace given in code is kept as it is (a bad one throws at each call).
+    const namespace = chooseNamespace(options.namespace, process.env[NAMESPACE_VARIABLE]);
+    this.namespace = namespace.namespace;
+    this.namespaceReason = this.namespaceNote = namespace.reason;
   }
 
   /** Where metrics go: "sqs" (the queue), "memory" (metricbatch/testing) or "off" (validated and discarded: see
@@ -261,7 +264,7 @@ export class MetricProducer implements ExitParticipant {
       mode: this.mode,
       modeReason: this.reason,
       configError: this.sender.blocked,
-      namespace: this.namespace,
+      namespace: this.namespace ?? DEFAULT_NAMESPACE,
       namespaceReason: this.namespaceReason,
     };
   }
