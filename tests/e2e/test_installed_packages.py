@@ -190,6 +190,20 @@ def test_the_typescript_quick_start_compiles_as_commonjs_and_runs(package_env: P
     assert_quick_start_delivered(pipeline, namespace)
 
 
+def test_process_exit_in_a_commonjs_app_still_delivers(package_env: Path, pipeline: LocalPipeline) -> None:
+    # GIVEN the CommonJS build, whose exit sender (a child process for process.exit()) is its own compiled file
+    app = node_app(package_env)
+    namespace = f"Installed/Exit{time.monotonic_ns()}"
+    (app / "exit.cjs").write_text(
+        "const { sendMetric } = require('metricbatch');\n"
+        "for (let i = 0; i < 7; i++) sendMetric('AtExit', i);\n"
+        "process.exit(0);\n"
+    )
+    run(["node", "exit.cjs"], app, clean_env(pipeline, namespace))
+    pipeline.drain()
+    assert pipeline.read_series(namespace, "AtExit") == (21.0, 7.0)
+
+
 def test_both_builds_loaded_together_share_one_default_producer(package_env: Path, pipeline: LocalPipeline) -> None:
     # GIVEN an ES module app that also loads the CommonJS build (a dependency of it requires metricbatch)
     app = node_app(package_env)
