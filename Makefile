@@ -22,7 +22,7 @@ DEPLOY_COMMAND = $(CDK) deploy --app $(ASSEMBLY) $(DEPLOY_ARGS)
 DIFF_COMMAND = $(CDK) diff --app $(ASSEMBLY)
 
 .PHONY: setup lint format test test-fast demo synth validate assembly deploy diff deploy-dry-run lambda-deps \
-	test-node node-build bench soak clean
+	test-node node-build bench soak clean package-env
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,17 +50,17 @@ lambda-deps: $(BIN)/.installed
 
 # The Node producer (clients/node): pinned by its package-lock.json, installed with npm ci, built with tsc.
 NODE_CLIENT := clients/node
-NODE_SOURCES := $(wildcard $(NODE_CLIENT)/src/*.ts) $(NODE_CLIENT)/tsconfig.json $(NODE_CLIENT)/package.json
+NODE_SOURCES := $(wildcard $(NODE_CLIENT)/src/*.ts) $(wildcard $(NODE_CLIENT)/tsconfig*.json) $(NODE_CLIENT)/package.json
 
 $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(NODE_CLIENT)/dist/index.js: $(NODE_CLIENT)/node_modules/.installed $(NODE_SOURCES)
+$(NODE_CLIENT)/dist/esm/index.js: $(NODE_CLIENT)/node_modules/.installed $(NODE_SOURCES)
 	cd $(NODE_CLIENT) && npm run --silent build
 	touch $@
 
-node-build: $(NODE_CLIENT)/dist/index.js
+node-build: $(NODE_CLIENT)/dist/esm/index.js
 
 setup: $(BIN)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed lambda-deps node-build
 
@@ -76,12 +76,31 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# node:test unit tests of the Node producer (type-checked and compiled with its tests first).
+# node:test unit tests of the Node producer (type-checked and compiled with its tests first), then the packed
+# package's exports and types under every resolution (@arethetypeswrong/cli --pack) and publint.
 test-node: node-build
 	cd $(NODE_CLIENT) && npm test --silent
+	cd $(NODE_CLIENT) && npm run --silent check-package
+
+# The packages as users install them, outside the repository (README "Install"): the wheel and sdist, a fresh venv
+# with only the wheel's declared dependencies (at requirements.txt's versions), and one Node app with the packed
+# tarball. tests/e2e/test_installed_packages.py runs the README's quick starts there (METRICBATCH_PACKAGE_ENV).
+PACKAGE_ENV ?= $(or $(TMPDIR),/tmp)/metricbatch-package-env-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
+export METRICBATCH_PACKAGE_ENV := $(PACKAGE_ENV)
+package-env: $(BIN)/.installed node-build
+	rm -rf $(PACKAGE_ENV) && mkdir -p $(PACKAGE_ENV)/dist $(PACKAGE_ENV)/node-app
+	$(BIN)/python -m build --outdir $(PACKAGE_ENV)/dist . >$(PACKAGE_ENV)/build.log 2>&1 || (cat $(PACKAGE_ENV)/build.log; exit 1)
+	cd $(NODE_CLIENT) && npm pack --silent --pack-destination $(PACKAGE_ENV)/dist >/dev/null
+	$(PYTHON) -m venv $(PACKAGE_ENV)/venv
+	# env -u PYTHONPATH: only what the venv holds counts as installed (not this repository or its egg-info)
+	env -u PYTHONPATH $(PACKAGE_ENV)/venv/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements.txt \
+		$(PACKAGE_ENV)/dist/metricbatch-*.whl
+	cd $(PACKAGE_ENV)/node-app && printf '{"name": "app", "private": true}\n' >package.json && \
+		npm install --no-audit --no-fund --loglevel=error @aws-sdk/client-sqs@^3 ../dist/metricbatch-*.tgz
 
 # The deploy dry run proves the deploy command line without credentials: synth and validate prod, print the rest.
-test: setup lint test-node
+test: setup lint test-node package-env
 	$(MAKE) --no-print-directory deploy-dry-run ENV=prod
 	$(BIN)/pytest
 
@@ -125,4 +144,4 @@ soak: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .mypy_cache .ruff_cache .pytest_cache \
-		$(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build
+		$(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build $(PACKAGE_ENV) metricbatch.egg-info

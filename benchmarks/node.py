@@ -18,7 +18,7 @@ from metricbatch.emulator.stack import LocalPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_SCRIPT = Path(__file__).resolve().parent / "node_producer.mjs"
-NODE_ENTRY = REPO / "clients" / "node" / "dist" / "index.js"
+NODE_ENTRY = REPO / "clients" / "node" / "dist" / "esm" / "index.js"
 LATENCY_TARGET_US = 5.0
 
 

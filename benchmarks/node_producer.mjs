@@ -1,7 +1,7 @@
 // The Node producer's side of `make bench` (driven by benchmarks/node.py against the embedded AWS).
 //   node node_producer.mjs latency CALLS RATE NAMESPACE   -> sendMetric latency with the sender live
 //   node node_producer.mjs workload FILE NAMESPACE        -> a recorded workload at its rate, for request counts
-// Prints one JSON line. The package is imported from METRICBATCH_NODE_ENTRY (a file URL of dist/index.js).
+// Prints one JSON line. The package is imported from METRICBATCH_NODE_ENTRY (a file URL of dist/esm/index.js).
 const { MetricProducer } = await import(process.env.METRICBATCH_NODE_ENTRY);
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";

@@ -10,6 +10,9 @@ from typing import Final
 # -- producer side ---------------------------------------------------------------------------------------------------
 QUEUE_URL: Final = "METRICBATCH_QUEUE_URL"  # the pipeline's queue; for the batcher, where unsent datums are re-queued
 NAMESPACE: Final = "METRICBATCH_NAMESPACE"  # default namespace of send_metric
+# The namespace of a metric sent without namespace= when METRICBATCH_NAMESPACE is unset or invalid: host
+# configuration missing never raises in the caller (said once in the log), as in aws-embedded-metrics.
+DEFAULT_NAMESPACE: Final = "metricbatch/default"
 MODE: Final = "METRICBATCH_MODE"  # where send_metric delivers: sqs | emf | memory | off (default: sqs with a queue URL)
 DEFAULT_DIMENSIONS: Final = "METRICBATCH_DEFAULT_DIMENSIONS"  # "Service=cart,Stage=prod": on every metric of a producer
 # A sharded deployment's queues, comma-separated in shard order (the stack's QueueUrls output); beats QUEUE_URL.

@@ -12,6 +12,10 @@ from metricbatch.exceptions import ConfigurationError, FunctionInitError
 
 logger = logging.getLogger(__name__)
 
+# Modules that only an extra installs (pyproject.toml [project.optional-dependencies]) -> that extra. A verb that
+# needs one of them, run from a plain `pip install metricbatch`, says which extra to install instead of a traceback.
+EXTRA_MODULES = {"moto": "local", "werkzeug": "local", "aws_lambda_powertools": "local"}
+
 # Verb modules; each has register(subparsers) that sets the parser's ``func(args) -> int``.
 COMMAND_MODULES = (
     "metricbatch.cli.demo",
@@ -26,10 +30,13 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from metricbatch import __version__
+
     parser = argparse.ArgumentParser(
         prog="metricbatch", description="Cheap, safe custom CloudWatch metrics: SQS-batched PutMetricData."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    parser.add_argument("--version", action="version", version=f"metricbatch {__version__}")
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="what to run; `metricbatch COMMAND --help` tells more"
     )
@@ -55,6 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").partition(".")[0]
+        extra = EXTRA_MODULES.get(module)
+        if extra is None:
+            raise
+        logger.debug("missing extra", exc_info=True)
+        print(f"{verb}: needs {module}, which is not installed: pip install 'metricbatch[{extra}]'", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # e.g. `metricbatch plan ... | head`
         return 0
     # One line instead of a traceback (-v logs the traceback too): a setting to fix, or what AWS answered.

@@ -3,7 +3,9 @@
 The mode says where metrics go: ``sqs`` (the pipeline's queue), ``emf`` (Embedded Metric Format lines on stdout),
 ``memory`` (kept in the process for tests) or ``off`` (validated and discarded). ``mode=`` beats
 ``METRICBATCH_MODE``, which beats the default: ``sqs`` when a queue URL is configured. A host with no usable
-setting is not an error in the caller: the mode becomes ``off`` and ``mode_reason`` says why.
+setting is not an error in the caller: the mode becomes ``off`` and ``mode_reason`` says why. Likewise a host without
+a (valid) ``METRICBATCH_NAMESPACE``: metrics sent without ``namespace=`` go to ``DEFAULT_NAMESPACE`` and
+``namespace_reason`` says why (an empty or invalid ``namespace=`` passed in code still raises at the call).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class ProducerConfig:
     namespace: str | None = None
     mode: str = SQS
     mode_reason: str = ""  # why ``mode`` was chosen for you (a setting is missing or wrong); "" when configured
+    namespace_reason: str = ""  # why ``namespace`` is DEFAULT_NAMESPACE (no or an invalid variable); "" when configured
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_SECONDS
     max_buffered: int = DEFAULT_MAX_BUFFERED
     max_message_bytes: int = MAX_SQS_MESSAGE_BYTES - SQS_MESSAGE_HEADROOM_BYTES
@@ -104,6 +107,8 @@ class ProducerConfig:
         if int(values.get("max_buffered", DEFAULT_MAX_BUFFERED)) < 1:
             raise ConfigurationError(f"max_buffered must be at least 1, got {values['max_buffered']!r}")
         values["mode"], values["mode_reason"] = _choose_mode(mode, env.get(env_names.MODE), values.get("queue_url"))
+        if explicit.get("namespace") is None:  # given in code, it is validated (and rejected) at each call instead
+            values["namespace"], values["namespace_reason"] = _choose_namespace(env.get(env_names.NAMESPACE))
         return cls(**values)
 
     @property
@@ -196,3 +201,20 @@ def _choose_mode(explicit: str | None, from_env: str | None, queue_url: str | No
             f"(pass queue_url= or set {env_names.QUEUE_URL})"
         )
     return mode, ""
+
+
+def _choose_namespace(from_env: str | None) -> tuple[str, str]:
+    """(default namespace, reason it was chosen for you): METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE."""
+    from metricbatch.exceptions import InvalidMetricError
+    from metricbatch.validation import check_namespace
+
+    fallback = f"metrics sent without namespace= go to namespace {env_names.DEFAULT_NAMESPACE!r}"
+    if not from_env:
+        return env_names.DEFAULT_NAMESPACE, f"no {env_names.NAMESPACE} and no namespace=: {fallback}"
+    try:
+        return check_namespace(from_env), ""
+    except InvalidMetricError as exc:
+        return (
+            env_names.DEFAULT_NAMESPACE,
+            f"{env_names.NAMESPACE}={from_env!r} is not a valid namespace ({exc}): {fallback}",
+        )

@@ -106,11 +106,14 @@ def announce(config: ProducerConfig) -> None:
     """Log why the mode was chosen for you, once per reason and process: a warning when nothing is configured at
     all, an error when a setting is there but unusable."""
     reason = config.mode_reason
-    if not reason:
-        return
+    if reason:
+        announce_once(reason, logging.WARNING if reason == NO_DESTINATION else logging.ERROR)
+
+
+def announce_once(reason: str, level: int) -> None:
+    """Log one line for this reason, once per process."""
     with _announced_lock:
         if reason in _announced:
             return
         _announced.add(reason)
-    level = logging.WARNING if reason == NO_DESTINATION else logging.ERROR
     logger.log(level, "metricbatch: %s", reason)

@@ -8,11 +8,13 @@ PutMetricData while SQS is down; EMF lines in emf.py), ``immediate`` (memory and
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from metricbatch.env import DEFAULT_NAMESPACE
 from metricbatch.producer import lifecycle
 from metricbatch.producer.clients import ClientFactory
 from metricbatch.producer.config import EMF, ProducerConfig
@@ -31,7 +33,9 @@ class MetricProducer:
 
     Args:
         queue_url: the pipeline's SQS queue; default ``METRICBATCH_QUEUE_URL``.
-        namespace: default namespace for ``send_metric``; default ``METRICBATCH_NAMESPACE``.
+        namespace: default namespace for ``send_metric``; default ``METRICBATCH_NAMESPACE``, else (unset or not a
+            valid namespace) ``"metricbatch/default"``, said once in the log when first used and shown in
+            ``stats()["namespace_reason"]``. A namespace passed in code is never replaced: a bad one raises.
         mode: ``"sqs"`` (the queue), ``"emf"`` (Embedded Metric Format lines on stdout), ``"memory"`` (kept for
             ``metricbatch.testing.captured()``) or ``"off"`` (validated and discarded); default
             ``METRICBATCH_MODE``, else ``"sqs"`` when a queue URL is set. Without any of them (or without an AWS
@@ -91,6 +95,9 @@ class MetricProducer:
         self._record = self._recorder.record
         self._wake = self._recorder.wake
         lifecycle.watch_forks(self)
+        if self._namespace is None:  # settings made without from_env: the default namespace all the same
+            self._namespace = DEFAULT_NAMESPACE
+        self._namespace_note = self.config.namespace_reason  # said once, when the default namespace is first used
 
     @property
     def mode(self) -> str:
@@ -179,6 +186,11 @@ class MetricProducer:
         except ValueError:
             self._recorder.count({"invalid": 1})
             raise
+        if self._namespace_note and namespace == self._namespace:
+            from metricbatch.producer.modes import announce_once
+
+            note, self._namespace_note = self._namespace_note, ""
+            announce_once(note, logging.WARNING if note.startswith("no ") else logging.ERROR)
         if key is not None:
             if len(self._series) >= _MAX_SERIES_CACHE:
                 self._series.clear()
@@ -198,10 +210,12 @@ class MetricProducer:
 
     def stats(self) -> dict[str, Any]:
         """Counters (buffered, sent, dropped, fallback_published, send_errors, invalid, accepted, emf_published,
-        captured, discarded, ...) plus ``mode``, ``mode_reason`` (why the mode was chosen for you, else "") and
-        ``config_error`` (a wrong setting holding metrics back right now, else "")."""
+        captured, discarded, ...) plus ``mode``, ``mode_reason`` (why the mode was chosen for you, else ""),
+        ``config_error`` (a wrong setting holding metrics back right now, else ""), ``namespace`` (the default
+        namespace) and ``namespace_reason`` (why it is ``"metricbatch/default"``, else "")."""
         stats: dict[str, Any] = dict(self._recorder.stats())
         stats.update(mode=self.config.mode, mode_reason=self.config.mode_reason, config_error=self._recorder.blocked)
+        stats.update(namespace=self._namespace, namespace_reason=self.config.namespace_reason)
         return stats
 
     def close(self, timeout: float | None = None) -> None:

@@ -20,7 +20,7 @@ from metricbatch.emulator.stack import LocalPipeline
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_PACKAGE = REPO / "clients" / "node"
-ENTRY = NODE_PACKAGE / "dist" / "index.js"
+ENTRY = NODE_PACKAGE / "dist" / "esm" / "index.js"
 CHILD_TIMEOUT = 60
 
 

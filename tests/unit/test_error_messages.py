@@ -46,9 +46,15 @@ def test_a_unit_with_no_close_match_lists_the_accepted_units(unit: Any) -> None:
     assert "Milliseconds" in str(info.value) and "Count/Second" in str(info.value)
 
 
-def test_a_missing_namespace_names_the_variable_that_sets_a_default(make_producer: ProducerFactory) -> None:
+def test_a_missing_namespace_names_the_variable_that_sets_it(
+    make_producer: ProducerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from metricbatch.producer import modes
+
+    modes._announced.clear()
     producer = make_producer(namespace=None)
-    with pytest.raises(InvalidMetricError) as info:
+    with caplog.at_level("WARNING", logger="metricbatch"):
         producer.send_metric("Latency", 1.0)
-    assert info.value.rule == "namespace.missing"
-    assert "METRICBATCH_NAMESPACE" in str(info.value)
+        producer.send_metric("Latency", 2.0)
+    lines = [r.getMessage() for r in caplog.records if "METRICBATCH_NAMESPACE" in r.getMessage()]
+    assert len(lines) == 1 and "metricbatch/default" in lines[0]

@@ -1,5 +1,6 @@
 // What memory mode keeps (metricbatch/producer/capture.py): every accepted metric as it was sent, in one store per
 // process that metricbatch/testing reads and clears.
+import { processWide } from "./process-wide.js";
 import type { Series } from "./wire.js";
 
 // Memory mode is meant for tests, but must not grow without end if a service runs in it: beyond this many metrics
@@ -66,4 +67,5 @@ export class CaptureStore {
   }
 }
 
-export const STORE = new CaptureStore();
+// One store per process, whichever build (ESM or CommonJS) sends and whichever reads metricbatch/testing.
+export const STORE = processWide("captureStore", () => new CaptureStore());

@@ -1,19 +1,25 @@
 // The module-level helpers' producer, created from the environment on first use.
+// One default producer per process even when both builds (ESM and CommonJS) are loaded: it lives on globalThis
+// (process-wide.ts), so one buffer, one timer and one set of exit hooks serve both.
+import { processWide } from "./process-wide.js";
 import { MetricProducer, type ProducerStats, type SendOptions } from "./producer.js";
 
-let defaultProducer: MetricProducer | undefined;
+interface DefaultSlot {
+  producer: MetricProducer | undefined;
+}
+const slot = processWide<DefaultSlot>("defaultProducer", () => ({ producer: undefined }));
 
 /** The shared producer, configured from METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at first use (without a
  * queue URL: mode off, one warning, metrics validated and discarded). */
 export function getDefaultProducer(): MetricProducer {
-  defaultProducer ??= new MetricProducer();
-  return defaultProducer;
+  slot.producer ??= new MetricProducer();
+  return slot.producer;
 }
 
 /** Replace the shared producer (undefined: create it again from the environment); returns the old one. */
 export function setDefaultProducer(producer: MetricProducer | undefined): MetricProducer | undefined {
-  const old = defaultProducer;
-  defaultProducer = producer;
+  const old = slot.producer;
+  slot.producer = producer;
   return old;
 }
 
@@ -23,15 +29,16 @@ export function setDefaultProducer(producer: MetricProducer | undefined): Metric
  * @throws InvalidMetricError the metric breaks a CloudWatch rule (the message names it).
  */
 export function sendMetric(name: string, value: number, options?: SendOptions): void {
-  (defaultProducer ?? getDefaultProducer()).sendMetric(name, value, options);
+  (slot.producer ?? getDefaultProducer()).sendMetric(name, value, options);
 }
 
 /** Resolves true once everything the default producer buffered so far is delivered (see MetricProducer.flush). */
 export function flush(timeoutMs?: number): Promise<boolean> {
-  return defaultProducer === undefined ? Promise.resolve(true) : defaultProducer.flush(timeoutMs);
+  const producer = slot.producer;
+  return producer === undefined ? Promise.resolve(true) : producer.flush(timeoutMs);
 }
 
 /** The default producer's counters, mode, modeReason and configError (creates the default producer if need be). */
 export function stats(): ProducerStats {
-  return (defaultProducer ?? getDefaultProducer()).stats();
+  return (slot.producer ?? getDefaultProducer()).stats();
 }

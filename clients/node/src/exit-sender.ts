@@ -34,4 +34,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// No top-level await: this file is compiled to CommonJS too (dist/cjs).
+main().catch((reason: unknown) => {
+  error(`exit sender failed: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  process.exitCode = 1;
+});

@@ -9,6 +9,7 @@
 //   synchronously, bounded by the same timeout.
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { compiledUrl } from "./location.js";
 import { debuglog } from "node:util";
 import { error } from "./log.js";
 
@@ -89,7 +90,7 @@ function reraise(signal: ExitSignal): void {
   process.kill(process.pid, signal);
 }
 
-const EXIT_SENDER = fileURLToPath(new URL("./exit-sender.js", import.meta.url));
+const EXIT_SENDER = fileURLToPath(new URL("./exit-sender.js", compiledUrl()));
 
 function onExit(): void {
   for (const producer of [...participants]) {

@@ -1,6 +1,8 @@
 // What the producer tells the operator. Warnings are process warnings (type MetricBatchWarning, like the drop lines);
 // ERROR lines go to stderr, where a wrong setting is seen even with warnings silenced (--no-warnings).
-const announced = new Set<string>();
+import { processWide } from "./process-wide.js";
+
+const announced = processWide("announced", () => new Set<string>());
 
 export function warn(message: string): void {
   process.emitWarning(message, "MetricBatchWarning");

@@ -2,11 +2,15 @@
 // METRICBATCH_MODE, which beats the default, sqs with a queue URL. A setting that cannot work is never an error in the
 // caller: the mode becomes off and the reason says why (announced once: a warning when nothing is configured at all,
 // an ERROR when a setting is there but unusable).
-import { ConfigurationError } from "./errors.js";
+import { ConfigurationError, InvalidMetricError } from "./errors.js";
+import { checkNamespace } from "./validation.js";
 
 export const QUEUE_URL_VARIABLE = "METRICBATCH_QUEUE_URL";
 export const NAMESPACE_VARIABLE = "METRICBATCH_NAMESPACE";
 export const MODE_VARIABLE = "METRICBATCH_MODE";
+/** The namespace of a metric sent without one when METRICBATCH_NAMESPACE is unset or invalid (DEFAULT_NAMESPACE in
+ * metricbatch/env.py): host configuration missing never throws in the caller; it is said once. */
+export const DEFAULT_NAMESPACE = "metricbatch/default";
 
 /** "sqs": to the pipeline's queue; "memory": kept in the process for tests (metricbatch/testing); "off": validated
  * and discarded (chosen for you when a setting sqs needs is missing). */
@@ -72,4 +76,27 @@ export function chooseMode(
 
 function off(reason: string, level: "warning" | "error"): ModeChoice {
   return { mode: "off", reason, level };
+}
+
+export interface NamespaceChoice {
+  namespace: string;
+  /** Why the namespace is DEFAULT_NAMESPACE (no or an invalid METRICBATCH_NAMESPACE), else "". */
+  reason: string;
+}
+
+/** The namespace option, else METRICBATCH_NAMESPACE when valid, else DEFAULT_NAMESPACE (metricbatch/producer/config.py
+ * `_choose_namespace`). An option given in code is kept as it is: a bad one throws at each call. */
+export function chooseNamespace(explicit: string | undefined, fromEnv: string | undefined): NamespaceChoice {
+  if (explicit !== undefined && explicit !== null) return { namespace: explicit, reason: "" };
+  const fallback = `metrics sent without a namespace go to namespace '${DEFAULT_NAMESPACE}'`;
+  if (!fromEnv) {
+    return { namespace: DEFAULT_NAMESPACE, reason: `no ${NAMESPACE_VARIABLE} and no namespace option: ${fallback}` };
+  }
+  try {
+    return { namespace: checkNamespace(fromEnv), reason: "" };
+  } catch (error) {
+    if (!(error instanceof InvalidMetricError)) throw error;
+    const why = `${NAMESPACE_VARIABLE}='${fromEnv}' is not a valid namespace (${error.message})`;
+    return { namespace: DEFAULT_NAMESPACE, reason: `${why}: ${fallback}` };
+  }
 }

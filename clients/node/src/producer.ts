@@ -10,7 +10,16 @@ import { registerProducer, unregisterProducer, type ExitParticipant } from "./li
 import { MAX_ABS_VALUE, MAX_SQS_MESSAGE_BYTES, MIN_ABS_VALUE, SQS_MESSAGE_HEADROOM_BYTES } from "./limits.js";
 import { announce } from "./log.js";
 import { STORE } from "./capture.js";
-import { chooseMode, DISCARDED, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode } from "./modes.js";
+import {
+  chooseMode,
+  chooseNamespace,
+  DEFAULT_NAMESPACE,
+  DISCARDED,
+  MODE_VARIABLE,
+  NAMESPACE_VARIABLE,
+  QUEUE_URL_VARIABLE,
+  type Mode,
+} from "./modes.js";
 import { Sender, type Counters } from "./sender.js";
 import { SeriesCache } from "./series.js";
 import { QUEUE_URLS_VARIABLE, ROUND_SECONDS_VARIABLE, urlList } from "./shards.js";
@@ -48,7 +57,7 @@ export function defaultDimensionsFromEnv(text: string | undefined): DimensionPai
   }
 }
 
-export { MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
+export { DEFAULT_NAMESPACE, MODE_VARIABLE, NAMESPACE_VARIABLE, QUEUE_URL_VARIABLE, type Mode };
 // While SQS refuses the queue for a reason no retry fixes, the held metrics are offered to it again this often: one
 // SendMessageBatch per producer every 30 s, and recovery within 30 s of a fix (QUEUE_RETRY_INTERVAL_SECONDS in
 // metricbatch/producer/config.py).
@@ -120,6 +129,10 @@ export interface ProducerStats extends Counters {
   modeReason: string;
   /** A wrong setting holding metrics back right now (SQS refuses the queue), else "". */
   configError: string;
+  /** The default namespace of sendMetric. */
+  namespace: string;
+  /** Why the default namespace is "metricbatch/default" (no or an invalid METRICBATCH_NAMESPACE), else "". */
+  namespaceReason: string;
 }
 
 const NO_OPTIONS: SendOptions = Object.freeze({});
@@ -160,6 +173,10 @@ export class MetricProducer implements ExitParticipant {
   private current: Mode;
   private reason = "";
   private captures = 0;
+  private discardedAtCall = 0; // discarded by sendMetric itself (mode off), not after being buffered
+  /** Why the default namespace is "metricbatch/default" (no or an invalid METRICBATCH_NAMESPACE), else "". */
+  readonly namespaceReason: string = "";
+  private namespaceNote = ""; // said once, when the default namespace is first used
   private lostAtFlush = 0;
   private readonly counters: Counters = {
     sent: 0,
@@ -227,6 +244,11 @@ export class MetricProducer implements ExitParticipant {
     this.current = choice.mode;
     if (choice.reason) this.turnOff(choice.reason, choice.level);
     if (choice.notice) announce(choice.notice, choice.level);
+    // Host configuration, like the queue URL: unset or invalid never throws; "metricbatch/default", said once.
+    // A namespace given in code is kept as it is (a bad one throws at each call).
+    const namespace = chooseNamespace(options.namespace, process.env[NAMESPACE_VARIABLE]);
+    this.namespace = namespace.namespace;
+    this.namespaceReason = this.namespaceNote = namespace.reason;
   }
 
   /** Where metrics go: "sqs" (the queue), "memory" (metricbatch/testing) or "off" (validated and discarded: see
@@ -244,6 +266,7 @@ export class MetricProducer implements ExitParticipant {
     let series;
     try {
       series = this.series.lookup(name, namespace, options);
+      if (this.namespaceNote && namespace === this.namespace) this.sayNamespace();
       if (
         typeof value !== "number" ||
         !(value <= MAX_ABS_VALUE && value >= -MAX_ABS_VALUE) ||
@@ -272,8 +295,10 @@ export class MetricProducer implements ExitParticipant {
 
   private record(series: Series, value: number, timestamp: number): void {
     if (this.current !== "sqs") {
-      if (this.current === "off") this.counters.discarded += 1;
-      else if (STORE.add(series, value, timestamp)) this.captures += 1;
+      if (this.current === "off") {
+        this.counters.discarded += 1;
+        this.discardedAtCall += 1;
+      } else if (STORE.add(series, value, timestamp)) this.captures += 1;
       else this.drop(1, "memory mode holds its maximum of captured metrics");
       return;
     }
@@ -306,10 +331,13 @@ export class MetricProducer implements ExitParticipant {
       ...this.counters,
       buffered: this.pending,
       captured: this.captures,
-      accepted: this.buffer.accepted + this.counters.discarded + this.captures,
+      // Buffered metrics discarded later (no region found) are in buffer.accepted already: counted once.
+      accepted: this.buffer.accepted + this.discardedAtCall + this.captures,
       mode: this.mode,
       modeReason: this.reason,
       configError: this.sender.blocked,
+      namespace: this.namespace ?? DEFAULT_NAMESPACE,
+      namespaceReason: this.namespaceReason,
     };
   }
 
@@ -348,6 +376,12 @@ export class MetricProducer implements ExitParticipant {
     const handled = this.buffer.waitHandled(timeoutMs);
     const rounds = this.sender.kick();
     return retry ? Promise.all([handled, within(rounds, timeoutMs)]).then(([a, b]) => a && b) : handled;
+  }
+
+  private sayNamespace(): void {
+    const note = this.namespaceNote;
+    this.namespaceNote = "";
+    announce(note, note.startsWith("no ") ? "warning" : "error");
   }
 
   private turnOff(reason: string, level: "warning" | "error" = "error"): void {

@@ -100,10 +100,58 @@ describe("no queue URL", () => {
       assert.match(s.modeReason, /AWS_REGION/);
       assert.match(s.modeReason, /AWS_DEFAULT_REGION/);
       assert.deepEqual([s.discarded, s.dropped, s.fallbackPublished, s.buffered], [6, 0, 0, 0]);
+      // each metric accepted once: the five buffered before the region was found missing are not counted again
+      assert.equal(s.accepted, 6);
       assert.equal(cloudwatch.calls, 0);
     });
     assert.equal(lines.length, 1, lines.join("\n"));
     assert.match(lines[0]!, /AWS_REGION/);
+  });
+});
+
+describe("a host without a namespace (host configuration, like the queue URL)", () => {
+  for (const mode of ["sqs", "off", "memory"] as const) {
+    test(`mode ${mode}: no METRICBATCH_NAMESPACE and no namespace option never throws; the default namespace, said once`, async () => {
+      const lines = errorLines();
+      const seen = warnings();
+      await withEnv({ METRICBATCH_NAMESPACE: undefined }, async () => {
+        const sqs = new FakeSqs();
+        const p = producer({ namespace: undefined, mode, sqsClient: sqs });
+        for (let i = 0; i < 3; i++) p.sendMetric("Orders", 1, { unit: "Count" });
+        assert.equal(await p.flush(5000), true);
+        const s = p.stats();
+        assert.deepEqual([s.namespace, s.invalid, s.accepted], ["metricbatch/default", 0, 3]);
+        assert.match(s.namespaceReason, /METRICBATCH_NAMESPACE/);
+        if (mode === "sqs") {
+          assert.deepEqual([...new Set(sqs.metrics().map((m) => m.namespace))], ["metricbatch/default"]);
+        }
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(lines.length, 0, lines.join("\n"));
+      assert.ok(seen.filter((m) => m.includes("metricbatch/default")).length <= 1, seen.join("\n"));
+    });
+  }
+
+  test("an invalid METRICBATCH_NAMESPACE falls back to the default with one ERROR naming the rule", async () => {
+    const lines = errorLines();
+    await withEnv({ METRICBATCH_NAMESPACE: "AWS/Mine" }, async () => {
+      const sqs = new FakeSqs();
+      const p = producer({ namespace: undefined, sqsClient: sqs });
+      p.sendMetric("Orders", 1);
+      p.sendMetric("Orders", 2);
+      assert.equal(await p.flush(5000), true);
+      assert.deepEqual([...new Set(sqs.metrics().map((m) => m.namespace))], ["metricbatch/default"]);
+      assert.match(p.stats().namespaceReason, /namespace\.reserved/);
+    });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0]!, /METRICBATCH_NAMESPACE='AWS\/Mine'/);
+  });
+
+  test("an empty or invalid namespace passed in code still throws", () => {
+    for (const namespace of ["", "AWS/Mine"]) {
+      assert.throws(() => producer({ namespace }).sendMetric("Orders", 1), InvalidMetricError);
+      assert.throws(() => producer().sendMetric("Orders", 1, { namespace }), InvalidMetricError);
+    }
   });
 });
 

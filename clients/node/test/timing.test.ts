@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { flush, flushAfter, MetricProducer, sendMetric, setDefaultProducer, stats, timer } from "../src/index.js";
+import {
+  flush,
+  flushAfter,
+  InvalidMetricError,
+  MetricProducer,
+  sendMetric,
+  setDefaultProducer,
+  stats,
+  timer,
+} from "../src/index.js";
 import { FakeSqs, QUEUE_URL, type WireMetric } from "./fakes.js";
 
 let producers: MetricProducer[] = [];
@@ -134,6 +143,86 @@ describe("module-level helpers", () => {
     assert.deepEqual(
       sqs.metrics().map((m) => [m.namespace, m.name, m.value]),
       [["Unit/Timer", "Helper", 7]],
+    );
+  });
+});
+
+describe("a timer validates when created and never changes the timed code's outcome", () => {
+  const BAD: [string, Record<string, unknown>, string][] = [
+    ["", {}, "name.empty"],
+    ["N".repeat(250), {}, "name.length"], // "<name>.Success" would be too long
+    ["Op", { namespace: "AWS/Mine" }, "namespace.reserved"],
+    ["Op", { dimensions: { "": "x" } }, "dimension_name.empty"],
+    ["Op", { storageResolution: 5 }, "resolution.value"],
+  ];
+  for (const [name, options, rule] of BAD) {
+    test(`${rule}: thrown before fn runs, so fn's own error is never replaced`, async () => {
+      const producer = producerOver(new FakeSqs());
+      let calls = 0;
+      const dbError = new Error("db down");
+      const fn = (): never => {
+        calls += 1;
+        throw dbError;
+      };
+      assert.throws(
+        () => timer(name, fn, { producer, ...options }),
+        (e: unknown) => {
+          return e instanceof InvalidMetricError && e.rule === rule;
+        },
+      );
+      await assert.rejects(
+        (async () => timer(name, async () => fn(), { producer, ...options }))(),
+        (e: unknown) => e instanceof InvalidMetricError && e.rule === rule,
+      );
+      assert.equal(calls, 0);
+    });
+  }
+
+  test("no namespace configured anywhere: an async fn that succeeded still resolves to its value", async () => {
+    const saved = process.env.METRICBATCH_NAMESPACE;
+    delete process.env.METRICBATCH_NAMESPACE;
+    try {
+      const sqs = new FakeSqs();
+      const producer = new MetricProducer({ queueUrl: QUEUE_URL, sqsClient: sqs, handleSignals: false });
+      producers.push(producer);
+      setDefaultProducer(producer);
+      assert.equal(await timer("Db.Write", async () => "committed"), "committed");
+      await producer.flush(5000);
+      const m = byName(sqs.metrics());
+      assert.equal(m["Db.Write.Success"]!.namespace, "metricbatch/default");
+      assert.equal(m["Db.Write.Success"]!.value, 1);
+    } finally {
+      if (saved === undefined) delete process.env.METRICBATCH_NAMESPACE;
+      else process.env.METRICBATCH_NAMESPACE = saved;
+    }
+  });
+
+  test("a metric that cannot be recorded afterwards: fn's result and error pass through unchanged", async () => {
+    const producer = producerOver(new FakeSqs());
+    // a producer that fails at recording time (after the timer validated)
+    producer.sendMetric = () => {
+      throw new InvalidMetricError("value.finite", "cannot record");
+    };
+    const dbError = new Error("db down");
+    assert.equal(
+      timer("Op", () => 7, { producer }),
+      7,
+    );
+    assert.equal(await timer("Op", async () => 8, { producer }), 8);
+    assert.throws(
+      () =>
+        timer(
+          "Op",
+          () => {
+            throw dbError;
+          },
+          { producer },
+        ),
+      (e: unknown) => e === dbError,
+    );
+    await assert.rejects(
+      timer("Op", () => Promise.reject(dbError), { producer }),
+      (e: unknown) => e === dbError,
     );
   });
 });

@@ -66,7 +66,6 @@ describe("shared validation vectors", () => {
       for (const rule of ["empty", "length", "ascii"]) assert.ok(rules.has(`${kind}.${rule}`), `${kind}.${rule}`);
     }
     for (const rule of [
-      "namespace.missing",
       "namespace.reserved",
       "namespace.colon",
       "dimensions.count",

@@ -177,10 +177,9 @@ def test_memory_mode_rejects_exactly_what_production_rejects(
     assert metricbatch.stats()["invalid"] == 1
 
 
-def test_memory_mode_without_a_namespace_raises_as_production_does(metricbatch_metrics: Any) -> None:
-    with pytest.raises(InvalidMetricError, match="METRICBATCH_NAMESPACE"):
-        metricbatch.send_metric("Orders", 1.0)
-    assert metricbatch_metrics.captured() == []
+def test_memory_mode_without_a_namespace_uses_the_default_as_production_does(metricbatch_metrics: Any) -> None:
+    metricbatch.send_metric("Orders", 1.0)
+    assert metricbatch_metrics.values("Orders", namespace="metricbatch/default") == [1.0]
 
 
 def test_producers_the_code_under_test_makes_capture_too(

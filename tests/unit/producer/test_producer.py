@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 
 import metricbatch
 from metricbatch import InvalidMetricError, MetricProducer
+from metricbatch.env import DEFAULT_NAMESPACE
 from metricbatch.wire import parse_envelope, parse_metric
 
 from ..conftest import QUEUE_URL, ProducerFactory, RecordedSleeps, wire_samples
@@ -80,12 +82,50 @@ def test_bad_metric_raises_at_the_call_and_never_reaches_the_queue(
     assert producer.stats()["invalid"] == 1
 
 
-def test_missing_namespace_is_rejected(make_producer: ProducerFactory, fake_sqs: FakeSqs) -> None:
-    producer = make_producer(namespace=None)
-    with pytest.raises(InvalidMetricError) as info:
-        producer.send_metric("Latency", 1.0)
-    assert info.value.rule == "namespace.missing"
+@pytest.mark.parametrize("mode", ["sqs", "off"])
+def test_a_host_without_a_namespace_sends_to_the_documented_default(
+    make_producer: ProducerFactory, fake_sqs: FakeSqs, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    # GIVEN a host with no METRICBATCH_NAMESPACE and code that passes no namespace= (host configuration missing)
+    producer = make_producer(namespace=None, mode=mode)
+    # WHEN it sends, again and again THEN no call raises
+    with caplog.at_level(logging.WARNING, logger="metricbatch"):
+        for i in range(3):
+            producer.send_metric("Latency", float(i))
+            producer.send_metric("Other", 1.0)
     assert producer.flush(timeout=5)
+    # AND the metrics go to the documented default namespace, said once in the log and in stats()
+    if mode == "sqs":
+        assert {m["namespace"] for m in fake_sqs.metrics(QUEUE_URL)} == {DEFAULT_NAMESPACE}
+        assert sorted(v for _, v in wire_samples(fake_sqs.metrics(QUEUE_URL))) == [0.0, 1.0, 1.0, 1.0, 1.0, 2.0]
+    stats = producer.stats()
+    assert stats["namespace"] == DEFAULT_NAMESPACE and stats["invalid"] == 0
+    assert "METRICBATCH_NAMESPACE" in stats["namespace_reason"]
+    lines = [r for r in caplog.records if DEFAULT_NAMESPACE in r.getMessage()]
+    assert len(lines) <= 1  # once per process (an earlier test may have said it already)
+
+
+def test_an_invalid_namespace_variable_falls_back_to_the_default(
+    make_producer: ProducerFactory, fake_sqs: FakeSqs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METRICBATCH_NAMESPACE", "AWS/Mine")
+    producer = make_producer(namespace=None)
+    producer.send_metric("Latency", 1.0)
+    assert producer.flush(timeout=5)
+    assert [m["namespace"] for m in fake_sqs.metrics(QUEUE_URL)] == [DEFAULT_NAMESPACE]
+    assert "namespace.reserved" in producer.stats()["namespace_reason"]
+
+
+@pytest.mark.parametrize(("namespace", "rule"), [("", "namespace.empty"), ("AWS/Mine", "namespace.reserved")])
+def test_a_bad_namespace_passed_in_code_still_raises(
+    make_producer: ProducerFactory, fake_sqs: FakeSqs, namespace: str, rule: str
+) -> None:
+    for producer in (make_producer(namespace=namespace), make_producer(namespace=None)):
+        with pytest.raises(InvalidMetricError) as info:
+            producer.send_metric("Latency", 1.0, namespace=namespace)
+        assert info.value.rule == rule
+    with pytest.raises(InvalidMetricError):
+        make_producer(namespace=namespace).send_metric("Latency", 1.0)
     assert fake_sqs.calls == 0
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from metricbatch import flush_after, flushing, timer
+import metricbatch
+from metricbatch import InvalidMetricError, flush_after, flushing, timer
+from metricbatch.env import DEFAULT_NAMESPACE
 
 from ..conftest import QUEUE_URL, ProducerFactory, wire_samples
 from ..fakes import FakeSqs
@@ -100,3 +103,70 @@ def test_flushing_context_flushes_on_exit(make_producer: ProducerFactory, fake_s
     with flushing(producer=producer, timeout=5):
         producer.send_metric("Inside", 1.0)
     assert [m["name"] for m in fake_sqs.metrics(QUEUE_URL)] == ["Inside"]
+
+
+# -- a timer validates when created and never changes the timed code's outcome ---------------------------------------
+@pytest.mark.parametrize(
+    ("options", "rule"),
+    [
+        ({"name": ""}, "name.empty"),
+        ({"name": "N" * 250}, "name.length"),  # "<name>.Success" would be too long
+        ({"name": "Op", "dimensions": {"": "x"}}, "dimension_name.empty"),
+        ({"name": "Op", "namespace": "AWS/Mine"}, "namespace.reserved"),
+        ({"name": "Op", "storage_resolution": 5}, "resolution.value"),
+    ],
+)
+@pytest.mark.parametrize("explicit_producer", [True, False])
+def test_a_bad_timer_raises_when_created_before_the_code_runs(
+    make_producer: ProducerFactory, options: dict[str, Any], rule: str, explicit_producer: bool
+) -> None:
+    producer = make_producer()
+    ran: list[str] = []
+    extra: dict[str, Any] = {"producer": producer} if explicit_producer else {}
+    with pytest.raises(InvalidMetricError) as info, timer(**options, **extra):
+        ran.append("block")
+    assert info.value.rule == rule
+    assert ran == []  # the block never ran: no committed write reported as a failed request
+
+
+def test_a_timer_never_replaces_the_blocks_own_exception(
+    make_producer: ProducerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a default producer whose own namespace (passed in code) is invalid, so the timer cannot record
+    metricbatch.set_default_producer(make_producer(namespace="AWS/Bad"))
+    try:
+        timed = timer("Db.Get")  # created fine: the default producer is not consulted yet
+        # WHEN the block raises THEN exactly its own exception comes out
+        with pytest.raises(KeyError, match="missing") as info, timed:
+            raise KeyError("missing")
+        assert info.value.__context__ is None
+        # AND a block that succeeded still succeeds, its result unchanged
+        with timed:
+            result = "committed"
+        assert result == "committed"
+
+        @timer("Db.Put")
+        def put() -> str:
+            return "ok"
+
+        assert put() == "ok"
+        # AND what could not be recorded is counted and logged
+        stats = metricbatch.stats()
+        assert stats["invalid"] >= 3
+        assert any("could not record" in r.getMessage() for r in caplog.records)
+    finally:
+        metricbatch.set_default_producer(None)
+
+
+def test_a_timer_without_any_namespace_configured_records_to_the_default(
+    make_producer: ProducerFactory, fake_sqs: FakeSqs
+) -> None:
+    # GIVEN a host with no namespace configured at all
+    producer = make_producer(namespace=None)
+    # WHEN a block that succeeded is timed THEN it still succeeds, and its metrics go to the default namespace
+    with timer("Db.Write", producer=producer):
+        written = True
+    assert written
+    assert producer.flush(timeout=5)
+    assert {m["namespace"] for m in fake_sqs.metrics(QUEUE_URL)} == {DEFAULT_NAMESPACE}
+    assert (by_name(fake_sqs)["Db.Write.Success"]["value"]) == 1.0
