@@ -302,7 +302,20 @@ def test_redrive_with_max_moves_only_that_many_and_loses_nothing(
     assert after == before
 
 
-def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline) -> None:
+@pytest.fixture
+def sigint_deliverable() -> Iterator[Any]:
+    """The SIGINT disposition the test starts from: the launcher's, or Python's own handler for the duration when
+    the launcher ignores SIGINT (``nohup``, a background job of a non-interactive shell, some CI runners)."""
+    found = signal.getsignal(signal.SIGINT)
+    if found is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
+def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline, sigint_deliverable: Any) -> None:
     before = _bodies(pipeline.sqs, pipeline.dlq_url)
 
     class InterruptingSqs:
@@ -325,7 +338,7 @@ def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline)
 
     assert result.moved == 1
     assert result.interrupted
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_deliverable  # the handler it found is back
     assert _visible(pipeline.sqs, pipeline.dlq_url) == 5
     assert _bodies(pipeline.sqs, pipeline.dlq_url) + _bodies(pipeline.sqs, pipeline.queue_url) == before
 
