@@ -16,14 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from metricbatch.cli import main
-from metricbatch.cli.dlq import (
-    REDRIVE_POLICY_REASON,
-    UNKNOWN_ORIGIN,
-    _stop_on_sigint,
-    inspect_dlq,
-    message_origin,
-    redrive_loop,
-)
+from metricbatch.cli.dlq.inspection import REDRIVE_POLICY_REASON, UNKNOWN_ORIGIN, inspect_dlq, message_origin
+from metricbatch.cli.dlq.pacing import stop_on_sigint
+from metricbatch.cli.dlq.redrive import redrive_loop
 from metricbatch.deploy import settings_for
 from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.stack import LocalPipeline
@@ -333,7 +328,7 @@ def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline,
             return response
 
     stop = threading.Event()
-    with _stop_on_sigint(stop):
+    with stop_on_sigint(stop):
         result = redrive_loop(InterruptingSqs(pipeline.sqs), pipeline.dlq_url, pipeline.queue_url, rate=1000, stop=stop)
 
     assert result.moved == 1
