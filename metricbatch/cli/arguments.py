@@ -15,6 +15,14 @@ from metricbatch.limits import (
 )
 
 MAX_PORT = 65_535
+# The verbs that talk to AWS take the region as this option; the no-region error names it.
+REGION_FLAG = "--region"
+
+
+def add_region_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        REGION_FLAG, default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
+    )
 
 
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:

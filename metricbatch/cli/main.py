@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-    from metricbatch.cli.aws_session import NO_REGION_MESSAGE
+    from metricbatch.aws.session import no_region_message
+    from metricbatch.cli.arguments import REGION_FLAG
 
     verb = f"metricbatch {args.command}"
     try:
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One line instead of a traceback (-v logs the traceback too): a setting to fix, or what AWS answered.
     except (ConfigurationError, FunctionInitError, NoRegionError) as exc:
         logger.debug("configuration error", exc_info=True)
-        message = NO_REGION_MESSAGE if isinstance(exc, NoRegionError) else str(exc)
+        message = no_region_message(REGION_FLAG) if isinstance(exc, NoRegionError) else str(exc)
         print(f"{verb}: {message}", file=sys.stderr)
         return 2
     except (BotoCoreError, ClientError) as exc:

@@ -15,9 +15,10 @@ import threading
 from types import FrameType
 from typing import Any
 
+from metricbatch.aws.session import DEFAULT_REGION_VARIABLE, aws_session
 from metricbatch.cli import arguments
-from metricbatch.cli.aws_session import DEFAULT_REGION_VARIABLE, aws_session
-from metricbatch.cli.queues import dead_letter_queue_url
+from metricbatch.cli.arguments import REGION_FLAG, add_region_argument
+from metricbatch.cli.dlq.queues import dead_letter_queue_url
 from metricbatch.env import DLQ_URL, QUEUE_URL
 from metricbatch.exceptions import ConfigurationError
 from metricbatch.limits import MAX_LAMBDA_TIMEOUT_SECONDS, MAX_SQS_BATCH_SIZE
@@ -46,9 +47,7 @@ def register(subparsers: Any) -> None:
         "--function-timeout", type=arguments.function_timeout, default=60.0,
         help=f"the handler's deadline per batch in seconds, up to {MAX_LAMBDA_TIMEOUT_SECONDS} (default 60)",
     )  # fmt: skip
-    parser.add_argument(
-        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
-    )
+    add_region_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     queue_url = args.queue_url or os.environ.get(QUEUE_URL)
     if not queue_url:
         raise ConfigurationError(f"no queue to poll: pass --queue-url or set {QUEUE_URL}")
-    session = aws_session(args.region)
+    session = aws_session(args.region, region_flag=REGION_FLAG)
     sqs = session.client("sqs")
     dlq_url = args.dlq_url or os.environ.get(DLQ_URL) or dead_letter_queue_url(sqs, queue_url)
     if not dlq_url:

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from metricbatch.aws.session import aws_session
 from metricbatch.batcher.self_metrics import (
     METRICS_PUBLISHED,
     METRICS_RECEIVED,
@@ -26,7 +27,7 @@ from metricbatch.batcher.self_metrics import (
     api_calls_saved,
 )
 from metricbatch.cli import arguments
-from metricbatch.cli.aws_session import aws_session
+from metricbatch.cli.arguments import REGION_FLAG, add_region_argument
 from metricbatch.cli.stacks import StackNotFoundError, describe_stack
 from metricbatch.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
 from metricbatch.deploy import ENVIRONMENTS
@@ -56,9 +57,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--memory", type=arguments.memory_mb, help="batcher memory in MB (default: the environment's setting)"
     )
-    parser.add_argument(
-        "--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)"
-    )
+    add_region_argument(parser)
     parser.add_argument("--json", action="store_true", help="end with the report as one JSON line")
     parser.set_defaults(func=run)
 
@@ -264,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"metricbatch savings: {exc}", file=sys.stderr)
         return 2
-    session = aws_session(args.region)
+    session = aws_session(args.region, region_flag=REGION_FLAG)
     queue_name, function_name, dlq_name = args.queue_name, args.function_name, args.dlq_name
     if (queue_name is None or function_name is None) and args.env in ENVIRONMENTS:
         try:

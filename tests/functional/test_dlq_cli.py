@@ -16,14 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from metricbatch.cli import main
-from metricbatch.cli.dlq import (
-    REDRIVE_POLICY_REASON,
-    UNKNOWN_ORIGIN,
-    _stop_on_sigint,
-    inspect_dlq,
-    message_origin,
-    redrive_loop,
-)
+from metricbatch.cli.dlq.inspection import REDRIVE_POLICY_REASON, UNKNOWN_ORIGIN, inspect_dlq, message_origin
+from metricbatch.cli.dlq.pacing import stop_on_sigint
+from metricbatch.cli.dlq.redrive import redrive_loop
 from metricbatch.deploy import settings_for
 from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.stack import LocalPipeline
@@ -302,7 +297,20 @@ def test_redrive_with_max_moves_only_that_many_and_loses_nothing(
     assert after == before
 
 
-def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline) -> None:
+@pytest.fixture
+def sigint_deliverable() -> Iterator[Any]:
+    """The SIGINT disposition the test starts from: the launcher's, or Python's own handler for the duration when
+    the launcher ignores SIGINT (``nohup``, a background job of a non-interactive shell, some CI runners)."""
+    found = signal.getsignal(signal.SIGINT)
+    if found is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
+def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline, sigint_deliverable: Any) -> None:
     before = _bodies(pipeline.sqs, pipeline.dlq_url)
 
     class InterruptingSqs:
@@ -320,12 +328,12 @@ def test_sigint_finishes_the_current_message_then_stops(pipeline: LocalPipeline)
             return response
 
     stop = threading.Event()
-    with _stop_on_sigint(stop):
+    with stop_on_sigint(stop):
         result = redrive_loop(InterruptingSqs(pipeline.sqs), pipeline.dlq_url, pipeline.queue_url, rate=1000, stop=stop)
 
     assert result.moved == 1
     assert result.interrupted
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_deliverable  # the handler it found is back
     assert _visible(pipeline.sqs, pipeline.dlq_url) == 5
     assert _bodies(pipeline.sqs, pipeline.dlq_url) + _bodies(pipeline.sqs, pipeline.queue_url) == before
 
