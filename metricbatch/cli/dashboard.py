@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from metricbatch.cli.aws_session import aws_session
+from metricbatch.aws.session import aws_session
+from metricbatch.cli.arguments import REGION_FLAG, add_region_argument
 from metricbatch.cli.savings import parse_since
 from metricbatch.emulator.stack import LOCAL_SERVICE_NAME
 from metricbatch.worker.poller import PollerConfig
@@ -32,8 +33,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--function-name", default=PollerConfig().function_name, help="local name of the batcher function"
     )
-    parser.add_argument("--service", default=LOCAL_SERVICE_NAME, help="the self-metrics' service dimension locally")
-    parser.add_argument("--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION)")
+    parser.add_argument(
+        "--service",
+        default=None,
+        help="the self-metrics' service dimension locally (default: the template's, as the deployed package that "
+        f"`metricbatch local` runs has it; {LOCAL_SERVICE_NAME} for `local --in-process`)",
+    )
+    add_region_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() not in (".png", ".html"):
         print(f"metricbatch dashboard: --out must end in .png or .html, got {args.out}", file=sys.stderr)
         return 2
-    session = aws_session(args.region)
+    session = aws_session(args.region, region_flag=REGION_FLAG)
     names = LocalNames(
         queue_name=args.queue_name,
         dlq_name=args.dlq_name or f"{args.queue_name}-dlq",
