@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.artifact import BATCHER_PACKAGE, REPO_ROOT, assemble
 from infra.encryption import pipeline_key
 from infra.nag import acknowledge, ignore_cfn_lint, skip_checkov
+from metricbatch import env as env_names
 from metricbatch.deploy import PipelineSettings
 from metricbatch.env import SERVICE_NAME
 from metricbatch.exceptions import ConfigurationError
@@ -193,14 +194,14 @@ class MetricPipeline(Construct):
             description=f"metricbatch batcher ({settings.name}): drain the queue, publish custom metrics",
         )
         environment = {
-            "METRICBATCH_QUEUE_URL": self.queue.queue_url,
-            "METRICBATCH_DLQ_URL": self.dead_letter_queue.queue_url,
-            "POWERTOOLS_SERVICE_NAME": service_name(settings),
-            "POWERTOOLS_METRICS_NAMESPACE": settings.self_metrics_namespace,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
+            env_names.QUEUE_URL: self.queue.queue_url,
+            env_names.DLQ_URL: self.dead_letter_queue.queue_url,
+            env_names.POWERTOOLS_SERVICE_NAME: service_name(settings),
+            env_names.POWERTOOLS_METRICS_NAMESPACE: settings.self_metrics_namespace,
+            env_names.POWERTOOLS_LOG_LEVEL: "INFO",
         }
         if settings.allowed_namespaces:
-            environment["METRICBATCH_ALLOWED_NAMESPACES"] = ",".join(settings.allowed_namespaces)
+            environment[env_names.ALLOWED_NAMESPACES] = ",".join(settings.allowed_namespaces)
 
         self.function = lambda_.Function(
             self,

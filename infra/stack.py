@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.alarms import PipelineAlarms
 from infra.dashboard import SavingsDashboard
 from infra.pipeline import MetricPipeline
+from metricbatch import env as env_names
 from metricbatch.deploy import PipelineSettings
 
 
@@ -40,19 +41,19 @@ class MetricBatchingStack(cdk.Stack):
             cdk.Tags.of(self).add(key, value)
 
         # Plain outputs, no export names: exports are account-and-region global and would clash between stacks.
-        cdk.CfnOutput(self, "QueueUrl", value=self.pipeline.queue.queue_url, description="METRICBATCH_QUEUE_URL")
+        cdk.CfnOutput(self, "QueueUrl", value=self.pipeline.queue.queue_url, description=env_names.QUEUE_URL)
         if settings.shards > 1:
             cdk.CfnOutput(
                 self,
                 "QueueUrls",
                 value=cdk.Fn.join(",", [queue.queue_url for queue in self.pipeline.queues]),
-                description="METRICBATCH_QUEUE_URLS (shard order matters: producers route series by it)",
+                description=f"{env_names.QUEUE_URLS} (shard order matters: producers route series by it)",
             )
             cdk.CfnOutput(
                 self,
                 "ProducerRoundSeconds",
                 value=str(settings.producer_round_seconds),
-                description="METRICBATCH_ROUND_SECONDS",
+                description=env_names.ROUND_SECONDS,
             )
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.pipeline.dead_letter_queue.queue_url)
         cdk.CfnOutput(

@@ -9,13 +9,11 @@ from typing import Any
 from metricbatch.limits import (
     LOG_EVENT_OVERHEAD_BYTES,
     LOGS_BYTES_PER_GB,
-    MAX_BATCHING_WINDOW_SECONDS,
     MAX_DATUMS_PER_REQUEST,
     MAX_EMF_VALUES_PER_METRIC,
     MAX_LAMBDA_PAYLOAD_BYTES,
     MAX_REQUEST_BYTES,
     MAX_SQS_BATCH_ENTRIES,
-    MAX_SQS_BATCH_SIZE,
     MAX_SQS_MESSAGE_BYTES,
     MAX_SQS_RECEIVE_MESSAGES,
     MAX_SQS_WAIT_SECONDS,
@@ -29,6 +27,7 @@ from metricbatch.limits import (
     PUT_METRIC_DATA_TPS_QUOTA,
     SQS_BILLING_CHUNK_BYTES,
     SQS_MESSAGE_HEADROOM_BYTES,
+    event_source_problems,
 )
 
 OLD_BATCHER_DATUMS_PER_CALL = 20  # the obsolete pre-2022 PutMetricData limit the TypeScript batcher used
@@ -312,16 +311,8 @@ def emf_designs(inputs: PlanInputs, round_samples: float) -> tuple[DesignRates, 
 def plan(inputs: PlanInputs) -> Plan:
     """Messages, invocations, concurrency, PutMetricData TPS and monthly dollars of designs 1-4 and the two EMF
     designs (5 one document per request, 6 metricbatch's emf mode) for a workload."""
-    rate, warnings = inputs.rate, []
-    if inputs.batch_size > 10 and inputs.window_seconds < 1:
-        warnings.append(
-            f"batch size {inputs.batch_size} > 10 needs a batching window of at least 1 s; "
-            f"the event source mapping rejects window {inputs.window_seconds:g} s"
-        )
-    if not 1 <= inputs.batch_size <= MAX_SQS_BATCH_SIZE:
-        warnings.append(f"batch size {inputs.batch_size} is outside the event source's 1..{MAX_SQS_BATCH_SIZE}")
-    if inputs.window_seconds > MAX_BATCHING_WINDOW_SECONDS:
-        warnings.append(f"window {inputs.window_seconds:g} s exceeds the {MAX_BATCHING_WINDOW_SECONDS} s maximum")
+    problems = event_source_problems(inputs.batch_size, inputs.window_seconds)
+    rate, warnings = inputs.rate, [f"the event source mapping refuses this: {p}" for p in problems]
 
     # Producers: a round every flush interval (sooner at PRODUCER_ROUND_SAMPLES pending) merges each series into
     # one wire metric; a round's bytes fill as many messages as they need, up to 10 per SendMessageBatch.

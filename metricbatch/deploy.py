@@ -14,9 +14,9 @@ from typing import Any
 from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.exceptions import ConfigurationError
 from metricbatch.limits import (
-    MAX_BATCHING_WINDOW_SECONDS,
     MAX_SQS_BATCH_SIZE,
     VISIBILITY_TIMEOUT_FACTOR,
+    event_source_problems,
 )
 
 STACK_NAME_PREFIX = "MetricBatching"
@@ -68,12 +68,8 @@ class PipelineSettings:
     shards: int = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_SQS_BATCH_SIZE:
-            raise ConfigurationError(f"batch_size {self.batch_size} outside 1..{MAX_SQS_BATCH_SIZE}")
-        if not 0 <= self.batching_window_seconds <= MAX_BATCHING_WINDOW_SECONDS:
-            raise ConfigurationError(f"batching_window_seconds {self.batching_window_seconds} outside 0..300")
-        if self.batch_size > 10 and self.batching_window_seconds < 1:
-            raise ConfigurationError("a batch size above 10 needs a batching window of at least 1 s")
+        for problem in event_source_problems(self.batch_size, self.batching_window_seconds):
+            raise ConfigurationError(f"batch_size / batching_window_seconds: {problem}")
         if self.max_receive_count < 1:
             raise ConfigurationError("max_receive_count must be at least 1")
         if not 1 <= self.shards <= MAX_SHARDS:

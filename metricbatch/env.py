@@ -32,6 +32,7 @@ ALLOWED_NAMESPACES: Final = "METRICBATCH_ALLOWED_NAMESPACES"  # comma-separated 
 # -- Powertools, as the batcher uses them ----------------------------------------------------------------------------
 POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 SELF_METRICS_NAMESPACE: Final = "MetricBatch"  # the batcher's EMF self-metrics, when the variable is unset
 SERVICE_NAME: Final = "metricbatch"  # the self-metrics' ``service`` dimension, when the variable is unset
 

@@ -110,6 +110,10 @@ MAX_SQS_WAIT_SECONDS: Final = 20
 MAX_LAMBDA_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
 MAX_BATCHING_WINDOW_SECONDS: Final = 300
 MAX_SQS_BATCH_SIZE: Final = 10_000
+# CreateEventSourceMapping: "When you set BatchSize to a value greater than 10, you must set
+# MaximumBatchingWindowInSeconds to at least 1."
+MAX_BATCH_SIZE_WITHOUT_WINDOW: Final = 10
+MIN_WINDOW_SECONDS_FOR_LARGE_BATCH: Final = 1
 # Lambda function configuration: memory 128 MB to 10,240 MB; timeout at most 900 s (15 minutes).
 MIN_LAMBDA_MEMORY_MB: Final = 128
 MAX_LAMBDA_MEMORY_MB: Final = 10_240
@@ -119,6 +123,26 @@ MAX_LAMBDA_TIMEOUT_SECONDS: Final = 900
 LAMBDA_INIT_TIMEOUT_SECONDS: Final = 10
 # AWS guidance: queue visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
+
+
+def event_source_problems(batch_size: int, window_seconds: float) -> list[str]:
+    """What an SQS event source mapping refuses in this batch size and batching window (empty: nothing).
+
+    The one statement of these rules: the deployment settings raise on them, ``plan`` warns and the command line
+    refuses its arguments with the same words.
+    """
+    problems = []
+    if not 1 <= batch_size <= MAX_SQS_BATCH_SIZE:
+        problems.append(f"batch size {batch_size} is outside the event source's 1..{MAX_SQS_BATCH_SIZE}")
+    if not 0 <= window_seconds <= MAX_BATCHING_WINDOW_SECONDS:
+        problems.append(f"batching window {window_seconds:g} s is outside 0..{MAX_BATCHING_WINDOW_SECONDS} s")
+    if batch_size > MAX_BATCH_SIZE_WITHOUT_WINDOW and window_seconds < MIN_WINDOW_SECONDS_FOR_LARGE_BATCH:
+        problems.append(
+            f"a batch size above {MAX_BATCH_SIZE_WITHOUT_WINDOW} ({batch_size}) needs a batching window of at least "
+            f"{MIN_WINDOW_SECONDS_FOR_LARGE_BATCH} s, got {window_seconds:g} s"
+        )
+    return problems
+
 
 # --- Prices, us-east-1 list ---------------------------------------------------------------------------------------
 PRICE_PUT_METRIC_DATA_PER_REQUEST: Final = 0.01 / 1000  # $0.01 per 1,000 requests

@@ -12,6 +12,7 @@ from metricbatch.limits import (
     MAX_LAMBDA_TIMEOUT_SECONDS,
     MAX_SQS_BATCH_SIZE,
     MIN_LAMBDA_MEMORY_MB,
+    event_source_problems,
 )
 
 MAX_PORT = 65_535
@@ -70,11 +71,10 @@ port = int_in(0, MAX_PORT)
 
 
 def check_batch_window(parser: argparse.ArgumentParser, size: int | None, window: float | None) -> None:
-    """Lambda refuses a batch size above 10 with a batching window under 1 s; so does the command line."""
-    if size is not None and window is not None and size > 10 and window < 1:
-        parser.error(
-            f"argument --window: a batch size above 10 ({size}) needs a window of at least 1 s, got {window:g}"
-        )
+    """What Lambda refuses in a batch size and window (``limits.event_source_problems``), the command line refuses."""
+    if size is not None and window is not None:
+        for problem in event_source_problems(size, window):
+            parser.error(f"argument --window: {problem}")
 
 
 def add_batcher_options(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from metricbatch.costs import (
     plan,
 )
 from metricbatch.deploy import settings_for
+from metricbatch.env import ROUND_SECONDS
 from metricbatch.limits import (
     LOG_EVENT_OVERHEAD_BYTES,
     MAX_BATCHING_WINDOW_SECONDS,
@@ -181,7 +182,7 @@ def fleet_lines(fleet: FleetPlan) -> list[str]:
                 best.rates.monthly.dollars,
             ),
             f"recommended: -c shards={best.inputs.shards}; producers read METRICBATCH_QUEUE_URLS and "
-            f"METRICBATCH_ROUND_SECONDS={best.inputs.round_seconds:g} from the stack's outputs "
+            f"{ROUND_SECONDS}={best.inputs.round_seconds:g} from the stack's outputs "
             f"(metrics then wait up to a minute in each producer; see README, Deploy)",
         ]
     if best.put_metric_data_per_second > TARGET_QUOTA_SHARE * quota:

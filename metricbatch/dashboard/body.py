@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metricbatch import env as env_names
 from metricbatch.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 DASHBOARD_TYPE = "AWS::CloudWatch::Dashboard"
 QUEUE_TYPE = "AWS::SQS::Queue"
 FUNCTION_TYPE = "AWS::Lambda::Function"
-SERVICE_NAME_VARIABLE = "POWERTOOLS_SERVICE_NAME"
+SERVICE_NAME_VARIABLE = env_names.POWERTOOLS_SERVICE_NAME
 
 
 @dataclass(frozen=True, kw_only=True)

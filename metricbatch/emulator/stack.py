@@ -25,7 +25,19 @@ from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK
 from metricbatch.emulator.lambda_runner import RUNTIME_CLIENT_DISTRIBUTION, FunctionSpec, LocalLambdaFunction
 from metricbatch.emulator.service_metrics import LambdaServiceMetrics
-from metricbatch.env import ALLOWED_NAMESPACES, LOCAL_ASSEMBLY, MODE, NAMESPACE, QUEUE_URL, QUEUE_URLS, ROUND_SECONDS
+from metricbatch.env import (
+    ALLOWED_NAMESPACES,
+    DLQ_URL,
+    LOCAL_ASSEMBLY,
+    MODE,
+    NAMESPACE,
+    POWERTOOLS_LOG_LEVEL,
+    POWERTOOLS_METRICS_NAMESPACE,
+    POWERTOOLS_SERVICE_NAME,
+    QUEUE_URL,
+    QUEUE_URLS,
+    ROUND_SECONDS,
+)
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
@@ -107,6 +119,13 @@ class LocalPipeline:
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> LocalPipeline:
+        try:
+            return self._start()
+        except BaseException:  # a pipeline that cannot start leaves nothing running and the environment as it was
+            self.stop()
+            raise
+
+    def _start(self) -> LocalPipeline:
         self.aws.start()
         self.sqs = self.aws.client("sqs")
         self.cloudwatch = self.aws.client("cloudwatch")
@@ -114,12 +133,12 @@ class LocalPipeline:
         self._set_env(
             {
                 **self.aws.env(),
-                "METRICBATCH_DLQ_URL": self.queues.dlq_url,
+                DLQ_URL: self.queues.dlq_url,
                 QUEUE_URL: self.queues.queue_url,
-                "METRICBATCH_ALLOWED_NAMESPACES": ",".join(self.allowed_namespaces),
-                "POWERTOOLS_METRICS_NAMESPACE": self.settings.self_metrics_namespace,
-                "POWERTOOLS_SERVICE_NAME": LOCAL_SERVICE_NAME,
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                ALLOWED_NAMESPACES: ",".join(self.allowed_namespaces),
+                POWERTOOLS_METRICS_NAMESPACE: self.settings.self_metrics_namespace,
+                POWERTOOLS_SERVICE_NAME: LOCAL_SERVICE_NAME,
+                POWERTOOLS_LOG_LEVEL: os.environ.get(POWERTOOLS_LOG_LEVEL, "WARNING"),
             }
         )
         emf_client = self.aws.client("cloudwatch", user_agent_extra=EMF_AGENT_MARK)
@@ -127,11 +146,7 @@ class LocalPipeline:
         self._emf_client = emf_client
         handler: Any
         if self.function_definition is not None:
-            try:
-                self.function = self._deployed_function(self.function_definition, EmfExtractor(emf_client))
-            except BaseException:
-                self.stop()
-                raise
+            self.function = self._deployed_function(self.function_definition, EmfExtractor(emf_client))
             handler = self.function
         else:
             from metricbatch.batcher.handler import handler  # the same function Lambda runs

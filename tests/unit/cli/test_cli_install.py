@@ -14,6 +14,7 @@ import pytest
 
 import metricbatch
 from metricbatch.cli import main
+from metricbatch.env import LOCAL_ASSEMBLY
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,9 +40,16 @@ def test_the_typed_marker_ships_with_the_package() -> None:
 @pytest.mark.parametrize("argv", [["demo", "--metrics", "10"], ["local", "--port", "0"]])
 @pytest.mark.parametrize("missing", ["moto", "aws_lambda_powertools"])
 def test_a_verb_whose_extra_is_missing_names_it_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], missing: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    missing: str,
 ) -> None:
-    # GIVEN an install without the `local` extra (importing its modules fails as on a plain pip install)
+    # GIVEN an install without the `local` extra (importing its modules fails as on a plain pip install), run where
+    # no cloud assembly is at hand (else the deployed package, which brings its own Powertools, runs the batcher)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LOCAL_ASSEMBLY, raising=False)
     for name in list(sys.modules):
         if name == missing or name.startswith(f"{missing}."):
             monkeypatch.delitem(sys.modules, name)
