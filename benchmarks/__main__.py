@@ -22,8 +22,8 @@ from benchmarks import cold_start, designs, fleet, handler, micro, node, sdk
 from benchmarks import producer as producer_bench
 from benchmarks.report import check_targets, print_tables, write_chart
 from benchmarks.workloads import Workload, workloads
-from metricbatch.costs import DesignCost, floor_put_metric_data_calls
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.cli.costs import DesignCost, floor_put_metric_data_calls
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 

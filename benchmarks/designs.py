@@ -16,8 +16,8 @@ from typing import Any
 
 from benchmarks.workloads import Metric, Workload
 from metricbatch.batcher.self_metrics import METRICS_PUBLISHED, SERVICE_DIMENSION, api_calls_saved
-from metricbatch.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds, log_bytes
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.cli.costs import OLD_BATCHER_DATUMS_PER_CALL, DesignCost, gb_seconds, log_bytes
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.limits import MAX_SQS_RECEIVE_MESSAGES, SQS_BILLING_CHUNK_BYTES
 from metricbatch.producer.producer import MetricProducer

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.handler import BenchmarkError, StubbedNetwork, _event, _production_clients
-from metricbatch.costs import FleetInputs, fleet_plan, fleet_rates, floor_put_metric_data_per_second
+from metricbatch.cli.costs import FleetInputs, fleet_plan, fleet_rates, floor_put_metric_data_per_second
 from metricbatch.deploy import (
     FLEET_BATCH_SIZE,
     FLEET_BATCHING_WINDOW_SECONDS,

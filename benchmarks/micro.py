@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 

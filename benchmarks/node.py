@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workloads import Workload, workloads
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_SCRIPT = Path(__file__).resolve().parent / "node_producer.mjs"

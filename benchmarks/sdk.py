@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 
 from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.limits import PRICE_CUSTOM_METRIC_MONTH
 from metricbatch.producer.instrument import instrument_boto3
 from metricbatch.producer.producer import MetricProducer

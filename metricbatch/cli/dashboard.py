@@ -16,7 +16,7 @@ from typing import Any
 from metricbatch.aws.session import aws_session
 from metricbatch.cli.arguments import REGION_FLAG, add_region_argument
 from metricbatch.cli.savings import parse_since
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME
 from metricbatch.worker.poller import PollerConfig
 
 DEFAULT_QUEUE_NAME = "metricbatch"

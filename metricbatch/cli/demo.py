@@ -15,8 +15,8 @@ from typing import Any
 
 from metricbatch.batcher.self_metrics import api_calls_saved
 from metricbatch.cli import arguments
-from metricbatch.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
-from metricbatch.emulator.stack import LocalPipeline, find_assembly
+from metricbatch.cli.costs import DesignCost, direct_cost, gb_seconds, old_batcher_cost, per_million
+from metricbatch.emulator.local_pipeline import LocalPipeline, find_assembly
 from metricbatch.exceptions import ConfigurationError
 
 DEMO_DASHBOARD = "metricbatch-dashboard.png"

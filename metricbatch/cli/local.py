@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Any
 
 from metricbatch.cli import arguments
-from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline, find_assembly
+from metricbatch.emulator.local_pipeline import LOCAL_NAMESPACE, LocalPipeline, find_assembly
 from metricbatch.exceptions import InvalidMetricError
 from metricbatch.limits import MAX_BATCHING_WINDOW_SECONDS, MAX_SQS_BATCH_SIZE
 from metricbatch.validation import check_namespace

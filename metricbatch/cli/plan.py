@@ -1,4 +1,4 @@
-"""``metricbatch plan``: the cost and capacity model for a workload (arithmetic in metricbatch/costs.py)."""
+"""``metricbatch plan``: the cost and capacity model for a workload (arithmetic in metricbatch/cli/costs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from metricbatch.cli import arguments
-from metricbatch.costs import (
+from metricbatch.cli.costs import (
     DEFAULT_DISTINCT_VALUES,
     DEFAULT_PRODUCERS_PER_SERIES,
     TARGET_QUOTA_SHARE,

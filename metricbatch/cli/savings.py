@@ -28,8 +28,8 @@ from metricbatch.batcher.self_metrics import (
 )
 from metricbatch.cli import arguments
 from metricbatch.cli.arguments import REGION_FLAG, add_region_argument
+from metricbatch.cli.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
 from metricbatch.cli.stacks import StackNotFoundError, describe_stack
-from metricbatch.costs import SECONDS_PER_MONTH, DesignCost, gb_seconds
 from metricbatch.deploy import ENVIRONMENTS
 from metricbatch.env import SELF_METRICS_NAMESPACE, SERVICE_NAME
 

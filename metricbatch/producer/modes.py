@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any, Protocol, TextIO
 
 from metricbatch.exceptions import ConfigurationError
-from metricbatch.producer.buffered import BufferedRecorder
+from metricbatch.producer.buffered_recorder import BufferedRecorder
 from metricbatch.producer.clients import ClientFactory, ProcessClients, default_client, standard_clients
 from metricbatch.producer.config import EMF, MEMORY, NO_DESTINATION, SQS, ProducerConfig
 from metricbatch.producer.destinations import DeliveryChain, sqs_with_fallback
 from metricbatch.producer.emf import EmfDestination
-from metricbatch.producer.immediate import ImmediateRecorder
+from metricbatch.producer.immediate_recorder import ImmediateRecorder
 from metricbatch.producer.lifecycle import Closable
 from metricbatch.producer.series import BufferedSeries
 

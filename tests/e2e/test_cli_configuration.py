@@ -19,7 +19,7 @@ import pytest
 from e2e_support import CLI, child_env, read_local_exports, start_local
 from jsonschema import Draft7Validator
 
-from metricbatch.emulator.stack import LOCAL_NAMESPACE, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_NAMESPACE, LocalPipeline
 from metricbatch.wire import ATTR_RULE
 
 

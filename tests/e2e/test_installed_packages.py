@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import metricbatch
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()

@@ -23,7 +23,7 @@ from e2e_support import CLI, child_env
 from metricbatch.batcher.self_metrics import DUPLICATE_MESSAGES_SKIPPED, METRICS_PUBLISHED, SERVICE_DIMENSION
 from metricbatch.emulator.gateway import Fault
 from metricbatch.emulator.lambda_runner import iter_report_lines
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.exceptions import FunctionInitError
 
 DEV_SERVICE = "metricbatch-dev"  # POWERTOOLS_SERVICE_NAME in the dev template

@@ -17,7 +17,7 @@ import pytest
 from e2e_support import CLI, child_env, read_local_exports, start_local
 
 from metricbatch.batcher.self_metrics import METRICS_RECEIVED
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.limits import PRICE_PUT_METRIC_DATA_PER_REQUEST
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 

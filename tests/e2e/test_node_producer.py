@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_PACKAGE = REPO / "clients" / "node"

@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 
 from metricbatch.emulator.embedded import EmbeddedAws
 from metricbatch.emulator.emf import EmfExtractor
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 # The official EMF JSON schema (tests/vectors/emf/SOURCE.md): every document extracted here must pass it.
 EMF_SCHEMA = Draft7Validator(json.loads((Path(__file__).parents[1] / "vectors" / "emf" / "schema.json").read_text()))

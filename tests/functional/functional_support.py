@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 
 from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.wire import ATTR_REASON, ATTR_RULE
 
 Dims = dict[str, str]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from metricbatch.cli import main
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 
 @pytest.fixture

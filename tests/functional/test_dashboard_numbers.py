@@ -28,7 +28,7 @@ from metricbatch.cli import main
 from metricbatch.cli.savings import SavingsReport, collect
 from metricbatch.dashboard import RenderedDashboard, render_dashboard
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 
 PIPELINE_OPTIONS = {"batch_size": 20}
 REPO_ROOT = Path(__file__).resolve().parents[2]

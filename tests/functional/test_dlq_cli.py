@@ -21,7 +21,7 @@ from metricbatch.cli.dlq.pacing import stop_on_sigint
 from metricbatch.cli.dlq.redrive import redrive_loop
 from metricbatch.deploy import settings_for
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.wire import ATTR_RULE
 
 EXPECTED_BY_RULE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from functional_support import Expected, calls, mismatches, take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 METRICS = 20_000
 SERIES = 100

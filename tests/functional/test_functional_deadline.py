@@ -15,7 +15,7 @@ from metricbatch.batcher.batcher import MAX_REQUEUE_ATTEMPTS
 from metricbatch.batcher.self_metrics import MESSAGES_REQUEUED
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import EMF_AGENT_MARK, Fault
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.worker.poller import SqsEventSourcePoller
 

@@ -19,7 +19,7 @@ from metricbatch import instrument_boto3, uninstrument_boto3
 from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
 from metricbatch.emulator.emf import EmfExtractor
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.producer.producer import MetricProducer
 
 PIPELINE_OPTIONS = {"batch_size": 20}

@@ -7,7 +7,7 @@ from typing import Any
 
 from functional_support import calls, now, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 
 def _one_message(pipeline: LocalPipeline, namespace: str, *, visibility: int | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import time
 import pytest
 from functional_support import take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 METRICS = 5000
 CHILD_TIMEOUT = 30

@@ -18,7 +18,7 @@ from functional_support import (
 
 from metricbatch.batcher.self_metrics import PUT_METRIC_DATA_RETRIES
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import SELF_METRICS_NAMESPACE
 from metricbatch.producer.producer import MetricProducer
 

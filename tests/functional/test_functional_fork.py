@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from functional_support import take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 CHILD_TIMEOUT = 120
 

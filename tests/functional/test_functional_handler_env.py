@@ -14,7 +14,7 @@ CHILD = textwrap.dedent(
     import metricbatch.batcher.handler  # imported before any POWERTOOLS_* or METRICBATCH_* variable exists
     from metricbatch.batcher.self_metrics import METRICS_RECEIVED
     from metricbatch.env import SELF_METRICS_NAMESPACE
-    from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+    from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 
     with LocalPipeline(queue_name="handler-env") as pipeline:
         producer = pipeline.producer()

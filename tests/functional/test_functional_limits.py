@@ -6,7 +6,7 @@ import time
 
 from functional_support import Expected, calls, mismatches, take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 PIPELINE_OPTIONS = {"batch_size": 20}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from functional_support import Expected, mismatches, take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 SERVICE = """
 import json, sys, threading

@@ -24,7 +24,7 @@ from functional_support import Expected, calls, mismatches, unique_namespace
 
 from metricbatch import MetricProducer
 from metricbatch.emulator.emf import EmfExtractor
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.wire import parse_envelope
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import time
 
 from functional_support import calls, send_bodies, take_dlq, unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 PIPELINE_OPTIONS = {"allowed_namespaces": ["Shop/"]}
 DAY = 86400

@@ -11,7 +11,7 @@ from typing import Any
 from functional_support import send_bodies, take_dlq
 
 from metricbatch.deploy import settings_for
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
 
 MAX_RECEIVE_COUNT = 2

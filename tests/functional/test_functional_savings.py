@@ -11,7 +11,7 @@ from functional_support import calls, now, unique_namespace
 
 from metricbatch.batcher.self_metrics import API_CALLS_SAVED, METRICS_PUBLISHED, METRICS_RECEIVED
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.env import QUEUE_URL, SELF_METRICS_NAMESPACE
 
 SAMPLES = 40

@@ -22,7 +22,7 @@ import pytest
 from functional_support import unique_namespace
 from server_support import child_env, free_port, samples_on_queue, wait_for
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 STOP_TIMEOUT = 60
 

@@ -20,7 +20,7 @@ from functional_support import Expected, mismatches, unique_namespace
 from metricbatch.deploy import settings_for
 from metricbatch.emulator.embedded import PipelineQueues
 from metricbatch.emulator.gateway import Fault
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.env import QUEUE_URLS, ROUND_SECONDS
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.shards import series_identity, shard_of

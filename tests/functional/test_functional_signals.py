@@ -23,7 +23,7 @@ import pytest
 from functional_support import unique_namespace
 from server_support import child_env, samples_on_queue, wait_for
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 THREADS = 2
 SENDING_SECONDS = 2.0

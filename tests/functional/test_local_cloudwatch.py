@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from functional_support import unique_namespace
 
-from metricbatch.emulator.stack import LocalPipeline
+from metricbatch.emulator.local_pipeline import LocalPipeline
 
 STATISTICS = ["Sum", "SampleCount", "Minimum", "Maximum", "Average"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from metricbatch.cli import main
 from metricbatch.cli.savings import collect, parse_since
-from metricbatch.emulator.stack import LOCAL_SERVICE_NAME, LocalPipeline
+from metricbatch.emulator.local_pipeline import LOCAL_SERVICE_NAME, LocalPipeline
 from metricbatch.limits import PRICE_PUT_METRIC_DATA_PER_REQUEST
 
 METRICS = 3_000

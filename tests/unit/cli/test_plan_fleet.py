@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from metricbatch.cli import main
-from metricbatch.costs import FleetInputs, fleet_plan, fleet_rates, floor_put_metric_data_per_second
+from metricbatch.cli.costs import FleetInputs, fleet_plan, fleet_rates, floor_put_metric_data_per_second
 from metricbatch.limits import PUT_METRIC_DATA_TPS_QUOTA
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from metricbatch.cli import main
-from metricbatch.costs import (
+from metricbatch.cli.costs import (
     SECONDS_PER_MONTH,
     DesignCost,
     PlanInputs,
@@ -119,7 +119,7 @@ def test_billed_sqs_requests_counts_64k_chunks() -> None:
 
 
 def test_plan_prices_a_month_with_the_cost_model() -> None:
-    # The plan's monthly dollars are the cost model's (metricbatch.costs) for a month of the workload, not a second
+    # The plan's monthly dollars are the cost model's (metricbatch.cli.costs) for a month of the workload, not a second
     # copy of the arithmetic: one call per metric, and the old batcher's one call per 20.
     result = plan(PlanInputs(rate=1000, series=100))
     month = 1000 * MONTH

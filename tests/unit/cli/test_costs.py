@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metricbatch.costs import (
+from metricbatch.cli.costs import (
     DesignCost,
     direct_cost,
     floor_put_metric_data_calls,
