@@ -8,37 +8,14 @@ callers' threads and the sender thread change them only under it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 
 from metricbatch.exceptions import InvalidMetricError
+from metricbatch.producer.counters import COUNTERS, CounterName, Counts
 from metricbatch.producer.series import BufferedSeries
 from metricbatch.validation import check_timestamp, check_value
-
-COUNTERS: Final = (
-    "sent",  # metrics SQS accepted
-    "fallback_published",  # metrics published directly with PutMetricData because SQS was unavailable
-    "emf_published",  # metrics written as Embedded Metric Format lines (mode emf)
-    "emf_documents",  # EMF lines written
-    "captured",  # metrics kept for tests (mode memory)
-    "discarded",  # metrics validated and discarded (mode off, chosen or configured)
-    "dropped",  # metrics lost: the buffer was full, SQS and CloudWatch were both unavailable, or a setting is wrong
-    "dropped_buffer_full",
-    "dropped_undeliverable",
-    "dropped_misconfigured",  # held while SQS refused the queue (a wrong setting) and still held at exit
-    "dropped_at_exit",  # in a round still unanswered when the process ended on a signal (they may have arrived)
-    "invalid",  # calls rejected with InvalidMetricError
-    "send_errors",
-    "sqs_requests",
-    "messages_sent",
-    "wire_entries",  # wire metrics (one per series, bucket and up to 150 values) in the messages SQS accepted
-    "wire_bytes",  # bytes of the message bodies SQS accepted
-    "put_metric_data_calls",
-    "sender_rounds",  # times the sender took what was pending
-    "queue_retries",  # times held metrics were offered again to a queue SQS had refused for a wrong setting
-)
 
 Histograms = dict[tuple[BufferedSeries, float], dict[float, int]]
 # (series, bucket, values, counts): a part of a histogram handed back to the buffer
@@ -78,7 +55,7 @@ class MetricBuffer:
         self._accepted = 0
         self._handled = 0  # every metric accepted up to this mark is delivered or dropped
         self._wants_sender = True  # the next accepted metric asks for the sender (it starts lazily)
-        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._counters: dict[CounterName, int] = dict.fromkeys(COUNTERS, 0)
         self._flush_drop_mark = 0
         self._blocked = ""  # why what is held cannot be delivered until a setting is fixed ("" when it can)
         self._holds = 0  # times the sender handed metrics back for a wrong setting
@@ -125,7 +102,7 @@ class MetricBuffer:
         return histogram
 
     # -- counters: changed only under the lock ----------------------------------------------------------------------
-    def count(self, counts: Mapping[str, int]) -> None:
+    def count(self, counts: Counts) -> None:
         with self._lock:
             for name, n in counts.items():
                 self._counters[name] += n
@@ -138,7 +115,7 @@ class MetricBuffer:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            counters = dict(self._counters)
+            counters: dict[str, int] = dict(self._counters.items())
             counters["buffered"] = self._held
             counters["buffered_values"] = self._held_values
             counters["accepted"] = self._accepted
@@ -170,7 +147,7 @@ class MetricBuffer:
             self._counters["sender_rounds"] += 1
         return taken
 
-    def settle(self, taken: Taken, counts: Mapping[str, int]) -> None:
+    def settle(self, taken: Taken, counts: Counts) -> None:
         """The sender is done with ``taken``: free its room, record what happened, wake flushers."""
         with self._lock:
             self._held -= taken.samples
@@ -181,7 +158,7 @@ class MetricBuffer:
                 self._counters[name] += n
             self._changed.notify_all()
 
-    def hold(self, taken: Taken, parts: Iterable[HistogramPart], counts: Mapping[str, int], reason: str) -> None:
+    def hold(self, taken: Taken, parts: Iterable[HistogramPart], counts: Counts, reason: str) -> None:
         """The sender could not deliver ``parts`` of ``taken`` for a reason no retry fixes (a wrong setting): they
         are pending again, inside the bound, until the sender offers them again; flushers are told at once."""
         with self._lock:
@@ -258,7 +235,7 @@ class MetricBuffer:
                 self._handled = taken.upto
         return taken, in_flight
 
-    def count_sealed(self, counts: Mapping[str, int]) -> tuple[int, int, int, int, int]:
+    def count_sealed(self, counts: Counts) -> tuple[int, int, int, int, int]:
         """While sealed: add ``counts``; the drop counts as ``drop_counts()`` gives them, plus dropped at exit."""
         c = self._counters
         for name, n in counts.items():

@@ -7,12 +7,13 @@ buffer, the bound, the rounds, flush, exit and fork are the same for both.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from metricbatch.producer import lifecycle
 from metricbatch.producer.buffer import MetricBuffer
 from metricbatch.producer.clients import ProcessClients
 from metricbatch.producer.config import ProducerConfig
+from metricbatch.producer.counters import CounterName, Counts
 from metricbatch.producer.destinations import DeliveryChain
 from metricbatch.producer.encoding import entries_of, samples_in
 from metricbatch.producer.sender import DropLog, Sender
@@ -56,7 +57,7 @@ class BufferedRecorder:
         self._closed = False
         self._sealed = False
 
-    def count(self, counts: Mapping[str, int]) -> None:
+    def count(self, counts: Counts) -> None:
         self._buffer.count(counts)
 
     def stats(self) -> dict[str, int]:
@@ -103,7 +104,7 @@ class BufferedRecorder:
         self.flush(timeout)
         taken, in_flight = self._buffer.seal(max(0.0, deadline - time.monotonic()))
         self._sealed = True
-        counts: dict[str, int] = {}
+        counts: dict[CounterName, int] = {}
         if taken is not None:
             result = self._chain.deliver(entries_of(taken.histograms))
             counts.update(result.counts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from metricbatch.aws.retry import configuration_problem, error_code
 from metricbatch.aws.sqs import SqsBatchSender
 from metricbatch.cloudwatch.packing import pack_requests
 from metricbatch.cloudwatch.publisher import CloudWatchPublisher
+from metricbatch.producer.counters import CounterName, Counts
 from metricbatch.producer.encoding import WireEntry, pack_messages, samples_in
 from metricbatch.shards import series_identity, shard_of
 from metricbatch.validation import Series
@@ -39,7 +40,7 @@ class Delivery:
     delivered: int = 0
     undelivered: list[WireEntry] = field(default_factory=list)
     error: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[CounterName, int] = field(default_factory=dict)
     blocked: str = ""
 
 
@@ -47,7 +48,7 @@ class Destination(Protocol):
     """Delivers wire entries; never raises (a failure is an undelivered entry with its error)."""
 
     @property
-    def delivered_counter(self) -> str: ...  # the stats() counter its delivered metrics add to
+    def delivered_counter(self) -> CounterName: ...  # the stats() counter its delivered metrics add to
 
     def prepare(self) -> None: ...  # make clients ahead of the first delivery (may raise; deliver reports it)
 
@@ -57,7 +58,7 @@ class Destination(Protocol):
 class SqsDestination:
     """Wire-format messages to the pipeline's queue with SendMessageBatch (the normal path)."""
 
-    delivered_counter = "sent"
+    delivered_counter: CounterName = "sent"
 
     def __init__(
         self,
@@ -125,7 +126,7 @@ class ShardedSqsDestination:
     when a wrong setting blocks it; the other shards' entries are delivered meanwhile.
     """
 
-    delivered_counter = "sent"
+    delivered_counter: CounterName = "sent"
     _MAX_CACHED = 100_000
 
     def __init__(self, shards: Sequence[SqsDestination]) -> None:
@@ -163,7 +164,7 @@ class ShardedSqsDestination:
 class PutMetricDataDestination:
     """Direct PutMetricData, merged and packed within CloudWatch's limits (the fallback while SQS is down)."""
 
-    delivered_counter = "fallback_published"
+    delivered_counter: CounterName = "fallback_published"
 
     def __init__(self, client_for: ClientFor, *, sleep: Callable[[float], None]) -> None:
         self._client_for = client_for
@@ -193,7 +194,7 @@ class PutMetricDataDestination:
 
 @dataclass(slots=True)
 class ChainResult:
-    counts: dict[str, int]
+    counts: dict[CounterName, int]
     dropped: int
     error: str
     blocked: str = ""  # a wrong setting stopped the chain: ``held`` waits for it to be fixed
@@ -212,7 +213,7 @@ class DeliveryChain:
             self._destinations[0].prepare()
 
     def deliver(self, entries: list[WireEntry]) -> ChainResult:
-        counts: dict[str, int] = {}
+        counts: dict[CounterName, int] = {}
         error = ""
         for destination in self._destinations:
             if not entries:
@@ -229,7 +230,7 @@ class DeliveryChain:
         return ChainResult(counts, dropped, error)
 
 
-def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
+def _add(into: dict[CounterName, int], counts: Counts) -> None:
     for name, n in counts.items():
         into[name] = into.get(name, 0) + n
 

@@ -30,6 +30,7 @@ from metricbatch.limits import (
     MAX_EMF_METRICS_PER_DIRECTIVE,
     MAX_EMF_VALUES_PER_METRIC,
 )
+from metricbatch.producer.counters import CounterName
 from metricbatch.producer.destinations import Delivery
 from metricbatch.producer.encoding import WireEntry
 from metricbatch.validation import Series
@@ -167,7 +168,7 @@ def documents_of(entries: list[WireEntry]) -> tuple[list[_Document], list[WireEn
 class EmfDestination:
     """Writes EMF documents, one per line, to ``stream`` (default: ``sys.stdout`` as it is at each write)."""
 
-    delivered_counter = "emf_published"
+    delivered_counter: CounterName = "emf_published"
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream

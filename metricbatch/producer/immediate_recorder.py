@@ -8,12 +8,12 @@ metrics production would reject.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 
 from metricbatch.exceptions import InvalidMetricError
-from metricbatch.producer.buffer import COUNTERS
 from metricbatch.producer.capture import STORE, CapturedMetric, CaptureStore
+from metricbatch.producer.counters import COUNTERS, CounterName, Counts
 from metricbatch.producer.series import BufferedSeries, checked_sample
 
 
@@ -35,7 +35,7 @@ class ImmediateRecorder:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._counters: dict[CounterName, int] = dict.fromkeys(COUNTERS, 0)
         self._accepted = 0
         self._flush_mark = 0
 
@@ -47,7 +47,7 @@ class ImmediateRecorder:
             self.count({"invalid": 1})
             raise
         if not self._capture:
-            counter = "discarded"
+            counter: CounterName = "discarded"
         else:
             key = series.key
             metric = CapturedMetric(key.namespace, key.name, value, key.unit, dict(key.dimensions), ts, key.resolution)
@@ -59,14 +59,14 @@ class ImmediateRecorder:
                 self._counters["dropped"] += 1
         return False
 
-    def count(self, counts: Mapping[str, int]) -> None:
+    def count(self, counts: Counts) -> None:
         with self._lock:
             for name, n in counts.items():
                 self._counters[name] += n
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            counters = dict(self._counters)
+            counters: dict[str, int] = dict(self._counters.items())
             counters.update(buffered=0, buffered_values=0, accepted=self._accepted)
         return counters
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, TextIO
 
@@ -19,6 +19,7 @@ from metricbatch.exceptions import ConfigurationError
 from metricbatch.producer.buffered_recorder import BufferedRecorder
 from metricbatch.producer.clients import ClientFactory, ProcessClients, default_client, standard_clients
 from metricbatch.producer.config import EMF, MEMORY, NO_DESTINATION, SQS, ProducerConfig
+from metricbatch.producer.counters import Counts
 from metricbatch.producer.destinations import DeliveryChain, sqs_with_fallback
 from metricbatch.producer.emf import EmfDestination
 from metricbatch.producer.immediate_recorder import ImmediateRecorder
@@ -33,7 +34,7 @@ class Recorder(Protocol):
 
     def record(self, series: BufferedSeries, value: float, timestamp: datetime | float | None) -> bool: ...
     def wake(self) -> None: ...
-    def count(self, counts: Mapping[str, int]) -> None: ...
+    def count(self, counts: Counts) -> None: ...
     def stats(self) -> dict[str, int]: ...
     def flush(self, timeout: float | None = None) -> bool: ...
     def close(self, timeout: float | None = None) -> None: ...
