@@ -8,10 +8,9 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import metricbatch
-from metricbatch.dashboard.body import LocalNames
 from metricbatch.deploy import PipelineSettings, settings_for
 from metricbatch.emulator.assembly import (
     FunctionDefinition,
@@ -40,6 +39,9 @@ from metricbatch.env import (
 )
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.worker.poller import PollerConfig, SqsEventSourcePoller
+
+if TYPE_CHECKING:  # the dashboard (numpy, matplotlib) is imported only when a picture is asked for
+    from metricbatch.dashboard.body import LocalNames
 
 LOCAL_SERVICE_NAME = "metricbatch-local"
 # The default namespace env() hands to services (METRICBATCH_NAMESPACE), so `metricbatch send NAME VALUE` just works.
@@ -358,6 +360,8 @@ class LocalPipeline:
 
     def dashboard_names(self) -> LocalNames:
         """What the deployed dashboard's queue, DLQ, function and service are called in this pipeline."""
+        from metricbatch.dashboard.body import LocalNames
+
         assert self.queues is not None, "call start() first"
         return LocalNames(
             queue_name=self.queue_name,
