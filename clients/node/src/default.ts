@@ -2,7 +2,9 @@
 // One default producer per process even when both builds (ESM and CommonJS) are loaded: it lives on globalThis
 // (process-wide.ts), so one buffer, one timer and one set of exit hooks serve both.
 import { processWide } from "./process-wide.js";
-import { MetricProducer, type ProducerStats, type SendOptions } from "./producer.js";
+import type { ProducerStats } from "./counters.js";
+import type { SendOptions } from "./options.js";
+import { MetricProducer } from "./producer.js";
 
 interface DefaultSlot {
   producer: MetricProducer | undefined;

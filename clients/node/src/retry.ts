@@ -1,4 +1,4 @@
-// Error classification and jittered backoff (metricbatch/aws/retry.py): one policy for SQS and CloudWatch.
+// Error classification, jittered backoff and bounded waits (metricbatch/aws/retry.py): one policy for SQS and CloudWatch.
 
 // Codes CloudWatch and SQS use for throttling or a temporary fault; retrying later can succeed.
 const THROTTLING_CODES = new Set([
@@ -156,4 +156,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Resolves true when `promise` settles within `timeoutMs` (always, without a timeout), false otherwise. */
+export function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean> {
+  if (timeoutMs === undefined || !Number.isFinite(timeoutMs)) return promise.then(() => true);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))));
+  return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
 }
