@@ -176,10 +176,13 @@ export class MetricProducer implements ExitParticipant {
     };
   }
 
-  /** Flush (bounded by `timeoutMs`, default exitFlushTimeoutMs) and stop the timer; idempotent. */
+  /** Flush (bounded by `timeoutMs`, default exitFlushTimeoutMs) and stop the timer; idempotent. A metric sent during
+   * or after it starts the rounds again. */
   async close(timeoutMs: number = this.exitFlushTimeoutMs): Promise<void> {
     await this.flushForExit(timeoutMs);
     this.stop();
+    // Sent while it flushed (a replaced default producer put back): delivered as a metric sent after close() is.
+    if (this.buffer.length > 0) this.start();
   }
 
   // -- ExitParticipant: what the exit hooks need ---------------------------------------------------------------------
