@@ -40,6 +40,17 @@ export async function unreachable(client: SQSClient): Promise<string> {
   }
 }
 
+/** The region an AWS SDK v3 client resolved ("" when it has none, or is no SDK client: a fake in tests). */
+export async function regionOf(client: unknown): Promise<string> {
+  const region = (client as { config?: { region?: unknown } } | undefined)?.config?.region;
+  try {
+    const resolved: unknown = typeof region === "function" ? await (region as () => unknown)() : region;
+    return typeof resolved === "string" ? resolved : "";
+  } catch {
+    return ""; // no region: said before any request (unreachable above)
+  }
+}
+
 // Timeouts of the clients a producer makes: a dead endpoint fails over to the fallback within seconds.
 const PRODUCER_CLIENT_TIMEOUTS = { connectionTimeout: 2000, requestTimeout: 10_000 };
 

@@ -1,9 +1,11 @@
 // To the queue (or a sharded deployment's queues): each series routed to its shard's queue, encoded into messages,
-// sent with SendMessageBatch and counted; when SQS refuses a queue for a wrong setting, the sentence that says so.
+// sent with SendMessageBatch and counted; when SQS refuses a queue for a wrong setting, the sentence that says so
+// (naming the region the client resolved).
 import { debuglog } from "node:util";
 import { countSent, type Counters } from "./counters.js";
 import { encodeMessages } from "./message-encoding.js";
-import { configurationProblem } from "./retry.js";
+import { regionOf } from "./clients.js";
+import { configurationProblem, queueRefusal } from "./retry.js";
 import type { SenderClients } from "./sender-types.js";
 import type { ShardRouter } from "./shards.js";
 import { sendMessages, type OutgoingMessage, type SendOutcome } from "./sqs.js";
@@ -42,8 +44,7 @@ export class QueueDelivery {
       const outcome = await this.sendToSqs(messages, queues[index]!, signal);
       failed.push(...outcome.failed);
       if (outcome.failed.length > 0 && outcome.configuration !== undefined && refused === undefined) {
-        const { code, problem } = outcome.configuration;
-        refused = `SQS refused the queue ${queues[index]}: ${code}: ${problem}`;
+        refused = queueRefusal(queues[index]!, await regionOf(this.clients.sqs()), outcome.configuration);
       }
     }
     return { failed, refused };

@@ -96,6 +96,13 @@ export interface ConfigurationProblem {
   problem: string; // what to check, naming the setting
 }
 
+/** The sentence for a queue SQS refused for a wrong setting: the queue, the region it was looked for in (when
+ * known), the code and what to check (the ERROR line, stats().configError, the exit sender's line). */
+export function queueRefusal(queueUrl: string, region: string, { code, problem }: ConfigurationProblem): string {
+  const where = region ? ` (region ${region})` : "";
+  return `SQS refused the queue ${queueUrl}${where}: ${code}: ${problem}`;
+}
+
 /** The error's code when it means a wrong setting (see CONFIGURATION_CODES) and what to check; else undefined. */
 export function configurationProblem(error: unknown): ConfigurationProblem | undefined {
   const e = error as AwsErrorShape | undefined;
