@@ -44,7 +44,6 @@ export class MetricProducer implements ExitParticipant {
   private readonly sender: Sender;
   private readonly series: SeriesCache;
   private readonly wakeAt: number;
-  private readonly clients: ProducerClients;
   private readonly rounds: RoundTimer;
   private current: Mode;
   private reason = "";
@@ -71,9 +70,12 @@ export class MetricProducer implements ExitParticipant {
     this.buffer = new MetricBuffer(config.maxBuffered);
     // A quarter of the bound wakes the sender before its interval, so a burst does not fill the buffer.
     this.wakeAt = Math.max(1, Math.floor(config.maxBuffered / 4));
-    this.clients = new ProducerClients(options.sqsClient, options.cloudwatchClient);
-    const events = { drop: (n: number, why: string) => this.drop(n, why), turnOff: (why: string) => this.turnOff(why) };
-    this.sender = new Sender(this.buffer, this.counters, config.sender, this.clients, events);
+    const clients = new ProducerClients(options.sqsClient, options.cloudwatchClient);
+    const events = {
+      drop: (n: number, why: string) => this.drops.drop(n, why),
+      turnOff: (why: string) => this.turnOff(why),
+    };
+    this.sender = new Sender(this.buffer, this.counters, config.sender, clients, events);
     this.rounds = new RoundTimer(this.flushIntervalMs, (before) => this.sender.kick(before));
     const choice = chooseMode(options.mode, process.env[MODE_VARIABLE], queueUrl);
     this.current = choice.mode;
@@ -134,11 +136,11 @@ export class MetricProducer implements ExitParticipant {
         this.counters.discarded += 1;
         this.discardedAtCall += 1;
       } else if (STORE.add(series, value, timestamp)) this.captures += 1;
-      else this.drop(1, "memory mode holds its maximum of captured metrics");
+      else this.drops.drop(1, "memory mode holds its maximum of captured metrics");
       return;
     }
     if (!this.buffer.push(series, value, timestamp)) {
-      this.drop(1, "buffer full");
+      this.drops.drop(1, "buffer full");
       return;
     }
     if (!this.rounds.running) this.start();
@@ -231,9 +233,5 @@ export class MetricProducer implements ExitParticipant {
     this.sender.reset();
     this.rounds.start();
     registerProducer(this);
-  }
-
-  private drop(count: number, why: string): void {
-    this.drops.drop(count, why);
   }
 }
