@@ -227,11 +227,13 @@ def test_a_queue_that_does_not_exist_is_one_error_and_never_a_fallback(
     script = MISCONFIGURED.format(entry=node_entry) + MISCONFIGURED_ENDINGS[ending]
     # WHEN it sends 500 metrics and ends
     child = _run_node(script, pipeline, tmp_path, namespace, env_overrides={"METRICBATCH_QUEUE_URL": missing})
-    # THEN nothing was thrown, it exited normally, and one ERROR line named the setting and the refusal
+    # THEN nothing was thrown, it exited normally, and one ERROR line named the setting, the refusal and the region
+    # the queue was looked for in (the one the SDK resolved)
     assert child.returncode == 0, child.stderr
     assert "Uncaught" not in child.stderr and "ConfigurationError" not in child.stderr
     (line,) = _lines_naming(child.stderr, "METRICBATCH_QUEUE_URL")
     assert line.startswith("metricbatch ERROR:") and missing in line and "NonExistentQueue" in line, line
+    assert f"{missing} (region {pipeline.aws.region}): " in line, line
     # AND SQS was asked, CloudWatch never: no direct PutMetricData for a wrong setting
     calls = pipeline.aws.ledger.snapshot()["calls"]
     assert calls.get("sqs:SendMessageBatch", 0) >= 1
@@ -241,6 +243,7 @@ def test_a_queue_that_does_not_exist_is_one_error_and_never_a_fallback(
         assert stats["flushed"] is False
         assert (stats["sent"], stats["fallbackPublished"], stats["putMetricDataCalls"]) == (0, 0, 0)
         assert missing in stats["configError"] and "METRICBATCH_QUEUE_URL" in stats["configError"]
+        assert f"(region {pipeline.aws.region})" in stats["configError"]
         assert stats["mode"] == "sqs"
 
 

@@ -1,12 +1,16 @@
 // The module-level helpers' producer, created from the environment on first use.
 // One default producer per process even when both builds (ESM and CommonJS) are loaded: it lives on globalThis
 // (process-wide.ts), so one buffer, one timer and one set of exit hooks serve both.
+import { debuglog } from "node:util";
 import { processWide } from "./process-wide.js";
-import { MetricProducer, type ProducerStats, type SendOptions } from "./producer.js";
+import type { ProducerStats } from "./counters.js";
+import type { SendOptions } from "./options.js";
+import { MetricProducer } from "./producer.js";
 
 interface DefaultSlot {
   producer: MetricProducer | undefined;
 }
+const debug = debuglog("metricbatch");
 const slot = processWide<DefaultSlot>("defaultProducer", () => ({ producer: undefined }));
 
 /** The shared producer, configured from METRICBATCH_QUEUE_URL and METRICBATCH_NAMESPACE at first use (without a
@@ -16,10 +20,15 @@ export function getDefaultProducer(): MetricProducer {
   return slot.producer;
 }
 
-/** Replace the shared producer (undefined: create it again from the environment); returns the old one. */
+/** Replace the shared producer (undefined: create it again from the environment); returns the old one, which is
+ * closed in the background (what it buffered is sent within its exitFlushTimeoutMs, its timer stops; await its
+ * close() to wait for that). */
 export function setDefaultProducer(producer: MetricProducer | undefined): MetricProducer | undefined {
   const old = slot.producer;
   slot.producer = producer;
+  // Else its metrics wait for its next round (or the exit hook) and its timer runs on for nobody.
+  if (old !== undefined && old !== producer)
+    old.close().catch((reason: unknown) => debug("closing the replaced default producer failed: %s", reason));
   return old;
 }
 

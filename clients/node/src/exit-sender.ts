@@ -3,9 +3,10 @@
 // refused for a wrong setting: one ERROR line says so). Clients come from the SDK's standard settings, which the
 // parent's environment carries.
 import { readFileSync } from "node:fs";
-import { makeCloudWatchClient, makeSqsClient } from "./clients.js";
+import { makeCloudWatchClient, makeSqsClient, regionOf } from "./clients.js";
 import { packRequests, publish } from "./cloudwatch.js";
 import { error } from "./log.js";
+import { queueRefusal } from "./retry.js";
 import { sendMessages, type OutgoingMessage } from "./sqs.js";
 import { datumsOf } from "./wire.js";
 
@@ -17,12 +18,12 @@ async function main(): Promise<void> {
   });
   const policy = { attempts: 3, baseDelayMs: 50, maxDelayMs: 500 };
   const timeouts = { connectionTimeout: 1000, requestTimeout: 3000 };
-  const outcome = await sendMessages(makeSqsClient(timeouts), queueUrl, messages, policy);
+  const sqs = makeSqsClient(timeouts);
+  const outcome = await sendMessages(sqs, queueUrl, messages, policy);
   if (outcome.failed.length === 0) return;
   const lost = outcome.failed.reduce((n, m) => n + m.samples, 0);
   if (outcome.configuration !== undefined) {
-    const { code, problem } = outcome.configuration;
-    error(`dropped ${lost} metric(s) at exit: SQS refused the queue ${queueUrl}: ${code}: ${problem}`);
+    error(`dropped ${lost} metric(s) at exit: ${queueRefusal(queueUrl, await regionOf(sqs), outcome.configuration)}`);
     process.exitCode = 1;
     return;
   }

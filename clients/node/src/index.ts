@@ -1,13 +1,10 @@
 // metricbatch for Node: the same producer contract, rules and wire format as the Python package.
-export {
-  DEFAULT_DIMENSIONS_VARIABLE,
-  MetricProducer,
-  QUEUE_RETRY_INTERVAL_MS,
-  type Mode,
-  type ProducerOptions,
-  type ProducerStats,
-  type SendOptions,
-} from "./producer.js";
+export { MetricProducer } from "./producer.js";
+export { DEFAULT_DIMENSIONS_VARIABLE } from "./default-dimensions.js";
+export { QUEUE_RETRY_INTERVAL_MS } from "./config.js";
+export type { Mode } from "./modes.js";
+export type { ProducerOptions, SendOptions } from "./options.js";
+export type { ProducerStats } from "./counters.js";
 export { flush, getDefaultProducer, sendMetric, setDefaultProducer, stats } from "./default.js";
 export { flushAfter, timer, type FlushAfterOptions, type TimerOptions } from "./timing.js";
 export {

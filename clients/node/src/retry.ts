@@ -1,4 +1,4 @@
-// Error classification and jittered backoff (metricbatch/aws/retry.py): one policy for SQS and CloudWatch.
+// Error classification, jittered backoff and bounded waits (metricbatch/aws/retry.py): one policy for SQS and CloudWatch.
 
 // Codes CloudWatch and SQS use for throttling or a temporary fault; retrying later can succeed.
 const THROTTLING_CODES = new Set([
@@ -96,6 +96,13 @@ export interface ConfigurationProblem {
   problem: string; // what to check, naming the setting
 }
 
+/** The sentence for a queue SQS refused for a wrong setting: the queue, the region it was looked for in (when
+ * known), the code and what to check (the ERROR line, stats().configError, the exit sender's line). */
+export function queueRefusal(queueUrl: string, region: string, { code, problem }: ConfigurationProblem): string {
+  const where = region ? ` (region ${region})` : "";
+  return `SQS refused the queue ${queueUrl}${where}: ${code}: ${problem}`;
+}
+
 /** The error's code when it means a wrong setting (see CONFIGURATION_CODES) and what to check; else undefined. */
 export function configurationProblem(error: unknown): ConfigurationProblem | undefined {
   const e = error as AwsErrorShape | undefined;
@@ -156,4 +163,12 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Resolves true when `promise` settles within `timeoutMs` (always, without a timeout), false otherwise. */
+export function within(promise: Promise<unknown>, timeoutMs?: number): Promise<boolean> {
+  if (timeoutMs === undefined || !Number.isFinite(timeoutMs)) return promise.then(() => true);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))));
+  return Promise.race([promise.then(() => true), late]).finally(() => clearTimeout(timer));
 }

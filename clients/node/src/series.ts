@@ -10,7 +10,7 @@ import {
   type DimensionPairs,
 } from "./validation.js";
 import { seriesHead, type Series } from "./wire.js";
-import type { SendOptions } from "./producer.js";
+import type { SendOptions } from "./options.js";
 
 // Series remembered at most; past that the cache starts over (a service with unbounded dimension values).
 const MAX_CACHED_SERIES = 10_000;

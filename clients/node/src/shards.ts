@@ -2,6 +2,7 @@
 // written as compact JSON [namespace, name, [[key, value], ...sorted by key], unit, resolution], modulo the number
 // of shard queues. tests/vectors/shards.json holds cases both producers must route alike.
 import type { DimensionPairs } from "./validation.js";
+import type { Datum } from "./wire.js";
 
 /** A sharded deployment's queues, comma-separated in shard order (the stack's QueueUrls output). */
 export const QUEUE_URLS_VARIABLE = "METRICBATCH_QUEUE_URLS";
@@ -44,4 +45,33 @@ export function urlList(raw: string | undefined): string[] {
     .split(",")
     .map((part) => part.trim())
     .filter((part) => part.length > 0);
+}
+
+// Series whose shard is remembered at most; past that the cache starts over (metricbatch/producer/destinations.py).
+const MAX_CACHED_SHARDS = 100_000;
+
+/** Routes each series to its shard's queue (all to the one queue when there is one), remembering each series' shard. */
+export class ShardRouter {
+  /** Shard of each series (by its canonical head). */
+  private readonly shards = new Map<string, number>();
+
+  constructor(readonly queues: readonly string[]) {}
+
+  /** The datums of each queue, in queue order. */
+  route(datums: Iterable<Datum>): Datum[][] {
+    const routed: Datum[][] = this.queues.map(() => []);
+    for (const datum of datums) routed[this.shard(datum, this.queues.length)]!.push(datum);
+    return routed;
+  }
+
+  private shard(datum: Datum, shards: number): number {
+    if (shards <= 1) return 0;
+    let index = this.shards.get(datum.series.head);
+    if (index === undefined) {
+      if (this.shards.size >= MAX_CACHED_SHARDS) this.shards.clear();
+      index = shardOf(seriesIdentity(datum.series), shards);
+      this.shards.set(datum.series.head, index);
+    }
+    return index;
+  }
 }

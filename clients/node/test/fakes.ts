@@ -115,3 +115,30 @@ export function wireTotals(metrics: WireMetric[], name?: string): [number, numbe
     metrics.filter((m) => name === undefined || m.name === name).map((m) => [m.values ?? [m.value!], m.counts]),
   );
 }
+
+/** The intervals set from here on that are still live (not cleared); mock.restoreAll() ends the tracking. */
+export function liveIntervals(): Set<NodeJS.Timeout> {
+  const live = new Set<NodeJS.Timeout>();
+  const set = globalThis.setInterval;
+  const clear = globalThis.clearInterval;
+  mock.method(globalThis, "setInterval", (...args: Parameters<typeof setInterval>) => {
+    const interval = set(...args);
+    live.add(interval);
+    return interval;
+  });
+  mock.method(globalThis, "clearInterval", (interval: NodeJS.Timeout | undefined) => {
+    if (interval !== undefined) live.delete(interval);
+    clear(interval);
+  });
+  return live;
+}
+
+/** Resolves true once `condition()` holds, false if it still does not after `timeoutMs`. */
+export async function eventually(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}

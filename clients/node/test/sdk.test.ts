@@ -4,14 +4,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { describe, test } from "node:test";
+import { describe, mock, test } from "node:test";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { MetricProducer } from "../src/index.js";
 import { packRequests, publish } from "../src/cloudwatch.js";
 import { MAX_REQUEST_BYTES } from "../src/limits.js";
 import { seriesHead, type Datum, type Series } from "../src/wire.js";
-import { QUEUE_URL, wireTotals, type WireMetric } from "./fakes.js";
+import { errorLines, QUEUE_URL, wireTotals, type WireMetric } from "./fakes.js";
 
 interface Captured {
   headers: Record<string, string>;
@@ -141,5 +141,50 @@ describe("@aws-sdk/client-sqs as pinned", () => {
     assert.deepEqual(wireTotals(metrics), [1000, 1000]);
     assert.equal(producer.stats().sent, 1000);
     assert.equal(producer.stats().sendErrors, 0);
+  });
+
+  test("a queue that does not exist: the ERROR line and configError name the region the client resolved", async () => {
+    // GIVEN the real SQSClient for eu-west-3, whose endpoint answers that the queue does not exist
+    const lines = errorLines();
+    const missing = {
+      __type: "com.amazonaws.sqs#QueueDoesNotExist",
+      message: "The specified queue does not exist.",
+    };
+    const sqs = new SQSClient({
+      region: "eu-west-3",
+      credentials,
+      maxAttempts: 1,
+      requestHandler: {
+        async handle() {
+          const payload = Buffer.from(JSON.stringify(missing));
+          return {
+            response: {
+              statusCode: 400,
+              headers: {
+                "content-type": "application/x-amz-json-1.0",
+                "x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender",
+                "content-length": String(payload.length),
+              },
+              body: Readable.from([payload]),
+            },
+          };
+        },
+      },
+    });
+    const producer = new MetricProducer({
+      queueUrl: QUEUE_URL,
+      namespace: "Sdk/Test",
+      sqsClient: sqs,
+      handleSignals: false,
+    });
+    // WHEN a metric is sent and flushed
+    producer.sendMetric("Requests", 1);
+    assert.equal(await producer.flush(5000), false);
+    await producer.close(1000);
+    mock.restoreAll();
+    // THEN the one ERROR line, and stats().configError, name the queue and the region it was looked for in
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.ok(lines[0]!.includes(`SQS refused the queue ${QUEUE_URL} (region eu-west-3): `), lines[0]);
+    assert.ok(producer.stats().configError.includes("(region eu-west-3)"), producer.stats().configError);
   });
 });
