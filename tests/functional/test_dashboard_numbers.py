@@ -207,7 +207,10 @@ def test_the_cli_renders_html_from_the_local_cloudwatch(
     names = pipeline.dashboard_names()
     out = tmp_path / "dashboard.html"
     argv = ["dashboard", "--assembly", str(assembly), "--out", str(out), "--since", "3h",
-            "--queue-name", names.queue_name, "--function-name", names.function_name]  # fmt: skip
+            "--queue-name", names.queue_name, "--function-name", names.function_name,
+            # this pipeline runs the batcher in-process, under the local service name (the default is the template's,
+            # as `metricbatch local` runs the deployed package)
+            "--service", names.service_name or ""]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"dashboard written to {out}" in printed
