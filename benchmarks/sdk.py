@@ -26,6 +26,7 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 
+from benchmarks import node
 from metricbatch.emulator.embedded import DUMMY_CREDENTIALS
 from metricbatch.emulator.local_pipeline import LocalPipeline
 from metricbatch.limits import PRICE_CUSTOM_METRIC_MONTH
@@ -210,13 +211,12 @@ def hooks_alone(pipeline: LocalPipeline, *, calls: int, rounds: int) -> dict[str
 
 
 NODE_SCRIPT = Path(__file__).resolve().parent / "node_sdk.mjs"
-NODE_ENTRY = Path(__file__).resolve().parent.parent / "clients" / "node" / "dist" / "index.js"
 
 
 def node_overhead(*, rounds: int, calls: int) -> dict[str, Any]:
     """instrumentClient's cost per SDK v3 call, side by side (benchmarks/node_sdk.mjs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_"))}
-    env["METRICBATCH_NODE_ENTRY"] = NODE_ENTRY.as_uri()
+    env["METRICBATCH_NODE_ENTRY"] = node.NODE_ENTRY.as_uri()
     done = subprocess.run(
         ["node", str(NODE_SCRIPT), str(rounds), str(calls)],
         env=env,
