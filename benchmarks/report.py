@@ -82,7 +82,7 @@ def print_tables(results: dict[str, Any]) -> None:
     info = results["machine"]
     print(f"\nmetricbatch bench — {info['platform']}, {info['cpu_count']} CPUs, Python {info['python']}")
     print("Per million metrics; real requests to the embedded AWS over HTTP, counted by the gateway.")
-    print("SQS requests are billed 64 KiB chunks of send + receive + delete; Lambda arm64; prices from constants.py.")
+    print("SQS requests are billed 64 KiB chunks of send + receive + delete; Lambda arm64; prices: limits.py.")
     print("Calls saved: metrics published less PutMetricData calls (the batcher's ApiCallsSaved definition).")
     print("EMF designs: bytes of the documents written + 26 B per log event, CloudWatch Logs ingestion at $0.50/GB.")
     print("x floor: dollars over the floor, one PutMetricData per 1,000 series-minutes of the workload, nothing else.")
