@@ -37,6 +37,18 @@ THROTTLING_CODES: Final = frozenset(
         "RequestThrottledException",
     }
 )
+# Every AWS service's throttling codes (botocore's standard retry mode's list): how the SDK instrumentation tells a
+# throttled call from a fault in any service, not only the two the pipeline calls.
+SDK_THROTTLING_CODES: Final = THROTTLING_CODES | frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
 TRANSIENT_CODES: Final = frozenset(
     {"InternalServiceFault", "InternalFailure", "InternalError", "ServiceUnavailable", "RequestTimeout"}
 )

@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
+from metricbatch.aws.retry import SDK_THROTTLING_CODES
 from metricbatch.producer.default import default_producer
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.producer.series import SeriesHandle
@@ -51,25 +52,7 @@ CONFIGURED_TIMEOUT: Final = "ConfiguredTimeout"
 IO_ERROR: Final = "IO"
 OTHER_ERROR: Final = "Other"
 ERROR_TYPES: Final = (THROTTLING, SERVER_ERROR, CLIENT_ERROR, CONFIGURED_TIMEOUT, IO_ERROR, OTHER_ERROR)
-# Error codes AWS services throttle with (botocore's standard retry mode's list), and HTTP 429.
-THROTTLING_ERROR_CODES: Final = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
+# HTTP status of a throttled call in any service (codes: aws/retry.SDK_THROTTLING_CODES).
 THROTTLING_STATUS: Final = 429
 # The pipeline's own calls (ServiceId, OperationName): recording them would feed the queue from its own sends.
 PIPELINE_OPERATIONS: Final = frozenset({("SQS", "SendMessageBatch"), ("CloudWatch", "PutMetricData")})
@@ -94,7 +77,7 @@ def classify_exception(exception: BaseException) -> str:
 
 def classify_response(status: int, code: str | None) -> str:
     """The ErrorType of a failed call that got an AWS error response."""
-    if status == THROTTLING_STATUS or code in THROTTLING_ERROR_CODES:
+    if status == THROTTLING_STATUS or code in SDK_THROTTLING_CODES:
         return THROTTLING
     if status >= 500:
         return SERVER_ERROR
