@@ -8,7 +8,7 @@ callers' threads and the sender thread change them only under it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,6 +90,36 @@ class MetricBuffer:
             self._pending += 1
             self._accepted += 1
             if self._wake_at in (self._pending_values, self._pending) or self._wants_sender:
+                self._wants_sender = False
+                return True
+        return False
+
+    def record_counts(self, series: BufferedSeries, counts: Mapping[float, int], timestamp: float) -> bool:
+        """Hold samples a source counted itself (value -> how many), all at ``timestamp``: the AWS SDK call tally.
+        The values are the source's own, checked already. A value that does not fit the bound is dropped with its
+        count. True when the sender should be woken."""
+        bucket = timestamp - timestamp % series.resolution
+        with self._lock:
+            histogram = self._open(series, bucket)
+            pending, pending_values = self._pending, self._pending_values
+            for value, n in counts.items():
+                known = histogram.get(value)
+                if known is not None:
+                    histogram[value] = known + n
+                elif self._held_values < self._max:
+                    histogram[value] = n
+                    self._held_values += 1
+                    self._pending_values += 1
+                else:
+                    self._counters["dropped"] += n
+                    self._counters["dropped_buffer_full"] += n
+                    continue
+                self._held += n
+                self._pending += n
+                self._accepted += n
+            wake_at = self._wake_at  # crossed by these samples, or the sender not started
+            crossed = pending < wake_at <= self._pending or pending_values < wake_at <= self._pending_values
+            if crossed or self._wants_sender:
                 self._wants_sender = False
                 return True
         return False

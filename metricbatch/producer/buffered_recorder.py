@@ -6,8 +6,10 @@ buffer, the bound, the rounds, flush, exit and fork are the same for both.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from metricbatch.producer import lifecycle
 from metricbatch.producer.buffer import MetricBuffer
@@ -17,7 +19,20 @@ from metricbatch.producer.counters import CounterName, Counts
 from metricbatch.producer.destinations import DeliveryChain
 from metricbatch.producer.encoding import entries_of, samples_in
 from metricbatch.producer.sender import DropLog, Sender
-from metricbatch.producer.series import Record
+from metricbatch.producer.series import BufferedSeries, Record
+
+logger = logging.getLogger(__name__)
+
+
+class Collector(Protocol):
+    """A source that counts samples itself (the AWS SDK call tally) and hands the counts to the buffer when asked:
+    before each sender round and each flush (so flush, close, exit and SIGTERM deliver them too)."""
+
+    def collect(self) -> None:
+        """Record what was counted since the last call (``BufferedRecorder.record_counts``); must not raise."""
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: what was counted is the parent's, which sends it."""
 
 
 class BufferedRecorder:
@@ -50,12 +65,36 @@ class BufferedRecorder:
             monotonic=monotonic,
             clock=clock,
             aligned=config.minute_aligned,
+            collect=self.collect,
         )
         # The hot path calls the buffer directly: validate and hold one metric, True when ``wake`` is due.
         self.record: Record = self._buffer.record
         self.wake = self._sender.wake
         self._closed = False
         self._sealed = False
+        self._collectors: list[Collector] = []
+
+    # -- sources that count for themselves ----------------------------------------------------------------------------
+    def add_collector(self, collector: Collector) -> None:
+        self._collectors.append(collector)
+
+    def collect(self) -> None:
+        """Every collector hands on its counts (a failing one is logged and does not stop the others)."""
+        for collector in tuple(self._collectors):
+            try:
+                collector.collect()
+            except Exception:  # pragma: no cover - collectors do not raise; a bug must not stop the round
+                logger.exception("metricbatch: a collector failed")
+
+    def record_counts(self, series: BufferedSeries, counts: Mapping[float, int], timestamp: float) -> None:
+        """Hold counted samples of ``series`` and of its roll-ups (``MetricBuffer.record_counts``)."""
+        self._buffer.record_counts(series, counts, timestamp)
+        for rollup in series.fanout:
+            self._buffer.record_counts(rollup, counts, timestamp)
+
+    def start_sender(self) -> None:
+        """Make sure a sender thread runs (its rounds collect): once started it runs a round each interval."""
+        self._sender.start()
 
     def count(self, counts: Counts) -> None:
         self._buffer.count(counts)
@@ -71,6 +110,7 @@ class BufferedRecorder:
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything buffered so far is delivered or dropped; True only when all of it was delivered
         (False: ``timeout`` ran out, metrics were dropped since the previous flush, or a wrong setting holds them)."""
+        self.collect()
         target = self._buffer.flush_target()
         retry_mark = self._buffer.hold_mark() if self._sender.retry_due() else None
         if self._buffer.pending:
@@ -141,6 +181,8 @@ class BufferedRecorder:
         self._buffer.reset_after_fork()
         self._sender.reset_after_fork()
         self._drop_log.reset_after_fork()
+        for collector in self._collectors:
+            collector.reset_after_fork()
         if self._clients is not None:
             self._clients.forget_after_fork()
         self._closed = False

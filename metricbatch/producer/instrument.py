@@ -2,8 +2,7 @@
 
 Like the AWS SDK for Java 2.x's ``CloudWatchMetricPublisher``, per API call (all attempts together):
 
-- ``ApiCallDuration`` (Milliseconds): from the call's parameters to its result or error, retries and backoff
-  included;
+- ``ApiCallDuration`` (Milliseconds): from the call to its result or error, retries and backoff included;
 - ``ApiCallSuccessful`` (1 or 0, unit None): its average is the success rate, its sample count the call count;
 - ``RetryCount`` (Count): attempts after the first.
 
@@ -11,10 +10,14 @@ Dimensions ``ServiceId`` (``DynamoDB``, ``S3``, ...) and ``OperationName`` (``Pu
 also recorded with ``ErrorType`` (one of ``ERROR_TYPES``: throttling told apart from faults, bounded in
 cardinality), through a roll-up, so the ``ServiceId, OperationName`` series still count every call.
 
-botocore's event hooks carry it: ``provide-client-params`` notes the start, ``after-call`` and ``after-call-error``
-record. Handlers go on the session (clients made later copy them) and on the session's existing clients. A
-handler never raises into the SDK call, and the pipeline's own ``SQS SendMessageBatch`` and ``CloudWatch
-PutMetricData`` are never recorded (no feedback loop).
+How: every API call of a botocore client goes through ``BaseClient._make_api_call`` (as OpenTelemetry's and X-Ray's
+botocore instrumentations use it). Client classes the session makes from now on get a base that measures it
+(botocore's ``creating-client-class`` event); clients made before are measured per instance. No per-call event
+handler: botocore's event dispatch and three buffered samples per call cost more than the 5 µs budget, so a call
+is counted in the producer's ``ApiCallTally`` (call_tally.py) and reaches its buffer each round. The retries of a
+call that ended without a response come from botocore's ``after-call-error`` event. Nothing here raises into the
+SDK call, and the pipeline's own ``SQS SendMessageBatch`` and ``CloudWatch PutMetricData`` are never recorded (no
+feedback loop).
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ import itertools
 import logging
 import threading
 import time
+import types
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
+from botocore.client import BaseClient
+
 from metricbatch.aws.retry import SDK_THROTTLING_CODES
+from metricbatch.producer.call_tally import MAX_PENDING_CALLS, ApiCallTally, CallKey, CallSeries
 from metricbatch.producer.default import default_producer
 from metricbatch.producer.producer import MetricProducer
 from metricbatch.producer.series import SeriesHandle
@@ -56,11 +63,13 @@ ERROR_TYPES: Final = (THROTTLING, SERVER_ERROR, CLIENT_ERROR, CONFIGURED_TIMEOUT
 THROTTLING_STATUS: Final = 429
 # The pipeline's own calls (ServiceId, OperationName): recording them would feed the queue from its own sends.
 PIPELINE_OPERATIONS: Final = frozenset({("SQS", "SendMessageBatch"), ("CloudWatch", "PutMetricData")})
+_PIPELINE_NAMES = frozenset(operation for _, operation in PIPELINE_OPERATIONS)
 
 # ApiCallDuration is recorded to 0.1 ms: within CloudWatch's own percentile precision, and it keeps the distinct
 # values a busy client buffers per series and minute (the producer's memory bound) in the thousands at most.
 DURATION_RESOLUTION_MS: Final = 0.1
-_START = "metricbatch.instrument.start"  # the request context's key for (start, model)
+_TENTHS_OF_MS = 10_000.0  # seconds -> tenths of a millisecond (DURATION_RESOLUTION_MS)
+_ATTEMPTS = "_metricbatch_attempts"  # botocore's attempt count, noted on an exception that has no response
 _MAX_CACHED_HANDLES = 10_000
 
 
@@ -87,7 +96,7 @@ def classify_response(status: int, code: str | None) -> str:
 
 
 class Boto3Instrumentation:
-    """The hooks on one botocore session and its clients; ``undo()`` removes them (idempotent)."""
+    """The measuring of one botocore session's clients; ``undo()`` stops it (idempotent)."""
 
     _ids = itertools.count()
 
@@ -98,7 +107,12 @@ class Boto3Instrumentation:
         self._active = True
         self._unique = f"metricbatch.instrument.{next(self._ids)}"
         self._emitters: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._wrapped: weakref.WeakSet[Any] = weakref.WeakSet()  # clients made before, measured per instance
+        self._class_calls: weakref.WeakSet[Any] = weakref.WeakSet()  # the client classes' _make_api_call made since
         self._handles: dict[tuple[Any, ...], tuple[SeriesHandle, SeriesHandle, SeriesHandle]] = {}
+        self._tallies: dict[MetricProducer, ApiCallTally | None] = {}
+        self._last: tuple[MetricProducer | None, ApiCallTally | None] = (None, None)  # the last producer's tally
+        self._lock = threading.Lock()
         self._reported = False
         check_namespace(namespace)  # now, not on the first API call
 
@@ -106,82 +120,131 @@ class Boto3Instrumentation:
     def active(self) -> bool:
         return self._active
 
-    def attach(self, events: Any) -> None:
-        """Register the handlers on one event emitter (a session's or a client's); a second time is a no-op."""
-        events.register("provide-client-params", self._on_start, unique_id=f"{self._unique}.start")
-        events.register("after-call", self._on_response, unique_id=f"{self._unique}.response")
+    def attach_session(self, events: Any) -> None:
+        """The session's clients made from now on are measured (their classes' ``_make_api_call`` is ours)."""
+        events.register("creating-client-class", self._on_client_class, unique_id=f"{self._unique}.class")
+        self._note_attempts_on(events)
+
+    def attach_client(self, client: Any) -> None:
+        """A client made before: its calls are measured from now on (a second time, or one of ours: no-op)."""
+        if client in self._wrapped or getattr(type(client), "_make_api_call", None) in self._class_calls:
+            return
+        # Its class's _make_api_call (that of an earlier, undone instrumentation passes calls on) is next.
+        client._make_api_call = types.MethodType(_measured_call(self, type(client)), client)
+        self._wrapped.add(client)
+        self._note_attempts_on(client.meta.events)
+
+    def _note_attempts_on(self, events: Any) -> None:
         events.register("after-call-error", self._on_error, unique_id=f"{self._unique}.error")
         self._emitters.add(events)
 
     def undo(self) -> None:
-        """Stop recording: unregister from the session and every client known; clients made in between keep a
-        handler that does nothing."""
+        """Stop measuring: the session's and the known clients' hooks go; client classes made meanwhile keep a
+        ``_make_api_call`` that only passes calls on."""
         self._active = False
         for events in list(self._emitters):
-            events.unregister("provide-client-params", unique_id=f"{self._unique}.start")
-            events.unregister("after-call", unique_id=f"{self._unique}.response")
+            events.unregister("creating-client-class", unique_id=f"{self._unique}.class")
             events.unregister("after-call-error", unique_id=f"{self._unique}.error")
         self._emitters = weakref.WeakSet()
+        for client in list(self._wrapped):
+            client.__dict__.pop("_make_api_call", None)
+        self._wrapped = weakref.WeakSet()
         with _registry_lock:
             if _registry.get(id(self._session)) is self:
                 del _registry[id(self._session)]
 
-    # -- the handlers: cheap, and never raise into the SDK call ----------------------------------------------------
-    def _on_start(self, model: Any = None, context: dict[str, Any] | None = None, **_: Any) -> None:
-        if self._active and context is not None and model is not None:
-            context[_START] = (time.perf_counter(), model)
-
-    def _on_response(
-        self, http_response: Any = None, parsed: Any = None, context: dict[str, Any] | None = None, **_: Any
-    ) -> None:
-        started = context.pop(_START, None) if context is not None else None
-        if started is None or not self._active:
-            return
+    # -- counting: never raises into the SDK call (the success path is _measured_call) ---------------------------
+    def failed(self, client: Any, operation_name: str, start: float, exc: Exception) -> None:
         try:
-            status = http_response.status_code if http_response is not None else 200
-            error_type = None
-            if status >= 300:
-                error = parsed.get("Error", {}) if isinstance(parsed, Mapping) else {}
-                error_type = classify_response(status, error.get("Code"))
-            self._record(started, context, error_type)
-        except Exception as exc:
-            self._report(exc)
+            from botocore.exceptions import ClientError
 
-    def _on_error(
-        self, exception: BaseException | None = None, context: dict[str, Any] | None = None, **_: Any
-    ) -> None:
-        started = context.pop(_START, None) if context is not None else None
-        if started is None or not self._active:
-            return
-        try:
-            error_type = classify_exception(exception) if exception is not None else OTHER_ERROR
-            self._record(started, context, error_type)
-        except Exception as exc:
-            self._report(exc)
+            elapsed_ms = int((time.perf_counter() - start) * _TENTHS_OF_MS + 0.5) / 10.0
+            model = client._service_model
+            if (model.service_id, operation_name) in PIPELINE_OPERATIONS:
+                return
+            if isinstance(exc, ClientError):  # an AWS error response (after its retries)
+                response: Any = exc.response
+                metadata = response.get("ResponseMetadata") or {}
+                error = response.get("Error") or {}
+                error_type = classify_response(metadata.get("HTTPStatusCode", 0), error.get("Code"))
+                retries = metadata.get("RetryAttempts", 0)
+            else:  # no response: connection, timeout, parameters, ...
+                error_type = classify_exception(exc)
+                retries = max(0, getattr(exc, _ATTEMPTS, 1) - 1)
+            self._count((model, operation_name, error_type), elapsed_ms, retries)
+        except Exception as error:
+            self._report(error)
 
-    def _record(self, started: tuple[float, Any], context: Any, error_type: str | None) -> None:
-        start, model = started
-        # To 0.1 ms (DURATION_RESOLUTION_MS): a busy client's durations merge into few distinct values per minute.
-        elapsed_ms = round((time.perf_counter() - start) * 1000.0, 1)
-        service_id = str(model.service_model.service_id)
-        operation = model.name
-        if (service_id, operation) in PIPELINE_OPERATIONS:
-            return
-        retries = context.get("retries")
-        attempts = retries.get("attempt", 1) if retries else 1
-        retried = float(attempts - 1) if attempts > 1 else 0.0
+    def _count(self, key: CallKey, elapsed_ms: float, retries: int) -> None:
         producer = self._producer or default_producer()
-        key = (producer, service_id, operation, error_type)
-        handles = self._handles.get(key)
+        tally = self._tally_for(producer)
+        if tally is not None:
+            tally.add(key, elapsed_ms, retries)
+        else:
+            self.record_now(producer, key, elapsed_ms, retries)
+
+    def record_now(self, producer: MetricProducer, key: CallKey, elapsed_ms: float, retries: int) -> None:
+        """memory and off modes: the three samples recorded at once (``captured()`` shows them after the call)."""
+        duration, successful, retry_count = self._handles_of(producer, key)
+        duration.send(elapsed_ms)
+        successful.send(0.0 if key[2] else 1.0)
+        retry_count.send(float(retries))
+
+    def _on_error(self, exception: BaseException | None = None, context: Any = None, **_: Any) -> None:
+        # A call that ended without a response carries no retry count: note botocore's on the exception.
+        retries = context.get("retries") if isinstance(context, dict) else None
+        if exception is not None and retries:
+            try:
+                setattr(exception, _ATTEMPTS, retries.get("attempt", 1))
+            except Exception as exc:  # an exception type without attributes: its retries count as 0
+                logger.debug("metricbatch: retries of a failed call not noted: %s", exc)
+
+    def _on_client_class(self, class_attributes: dict[str, Any] | None = None, **_: Any) -> None:
+        if not self._active or class_attributes is None:
+            return
+        # Next in line: botocore's BaseClient._make_api_call, looked up at each call (so a wrapper added later, as
+        # X-Ray's patch() adds one, still runs), or what another handler put here first.
+        existing = class_attributes.get("_make_api_call")
+        base = BaseClient if existing is None else types.SimpleNamespace(_make_api_call=existing)
+        call = class_attributes["_make_api_call"] = _measured_call(self, base)
+        self._class_calls.add(call)
+
+    # -- where the counts go ---------------------------------------------------------------------------------------
+    def _tally_for(self, producer: MetricProducer) -> ApiCallTally | None:
+        with self._lock:
+            if producer in self._tallies:
+                tally = self._tallies[producer]
+            else:
+                rounds = producer._rounds
+                tally = None
+                if rounds is not None:  # sqs, emf: counted here, handed on each round
+                    tally = ApiCallTally(
+                        rounds,
+                        lambda key: self._series_of(producer, key),
+                        producer._clock,
+                        on_error=self._report,
+                    )
+                    rounds.add_collector(tally)
+                self._tallies[producer] = tally
+            self._last = (producer, tally)
+        return tally
+
+    def _series_of(self, producer: MetricProducer, key: CallKey) -> CallSeries:
+        duration, successful, retry_count = self._handles_of(producer, key)
+        return duration._series, successful._series, retry_count._series, 0.0 if key[2] else 1.0
+
+    def _handles_of(self, producer: MetricProducer, key: CallKey) -> tuple[SeriesHandle, SeriesHandle, SeriesHandle]:
+        # key[0]: the client's ServiceModel (cheap to read on the hot path); its ServiceId names the series, so
+        # every client of a service shares them.
+        service_id, operation, error_type = str(getattr(key[0], "service_id", key[0])), key[1], key[2]
+        cache_key = (producer, service_id, operation, error_type)
+        handles = self._handles.get(cache_key)
         if handles is None:
             handles = self._handles_for(producer, service_id, operation, error_type)
             if len(self._handles) >= _MAX_CACHED_HANDLES:
                 self._handles.clear()
-            self._handles[key] = handles
-        duration, successful, retry_count = handles
-        duration.send(elapsed_ms)
-        successful.send(0.0 if error_type else 1.0)
-        retry_count.send(retried)
+            self._handles[cache_key] = handles
+        return handles
 
     def _handles_for(
         self, producer: MetricProducer, service_id: str, operation: str, error_type: str | None
@@ -205,6 +268,50 @@ class Boto3Instrumentation:
             logger.error("metricbatch: AWS SDK call not recorded: %s", exc)
         else:
             logger.debug("metricbatch: AWS SDK call not recorded: %s", exc)
+
+
+def _measured_call(instrumentation: Boto3Instrumentation, base: Any) -> Callable[..., Any]:
+    """A measured client's ``_make_api_call``: ``base._make_api_call`` (looked up at each call), timed and counted.
+
+    The hot path, flat on purpose: inside botocore's pipeline every Python call and attribute read here costs
+    several times what it costs in a tight loop (cold caches), and the budget is 5 µs per API call.
+    """
+    perf_counter = time.perf_counter
+
+    def _make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        if not instrumentation._active:
+            return base._make_api_call(self, operation_name, api_params)
+        start = perf_counter()
+        try:
+            result = base._make_api_call(self, operation_name, api_params)
+        except Exception as exc:
+            instrumentation.failed(self, operation_name, start, exc)
+            raise
+        try:
+            elapsed_ms = int((perf_counter() - start) * _TENTHS_OF_MS + 0.5) / 10.0
+            model = self._service_model
+            if operation_name in _PIPELINE_NAMES and (model.service_id, operation_name) in PIPELINE_OPERATIONS:
+                return result
+            try:
+                retries = result["ResponseMetadata"]["RetryAttempts"]
+            except (KeyError, TypeError):  # a stubbed response (botocore's Stubber) has none
+                retries = 0
+            producer = instrumentation._producer or default_producer()
+            last = instrumentation._last
+            tally = last[1] if last[0] is producer else instrumentation._tally_for(producer)
+            if tally is not None:  # ApiCallTally.add, inline
+                pending = tally.pending
+                first = not pending
+                pending.append((model, operation_name, None, tally.clock(), elapsed_ms, retries))
+                if first or len(pending) >= MAX_PENDING_CALLS:
+                    tally.noted(first)
+            else:
+                instrumentation.record_now(producer, (model, operation_name, None), elapsed_ms, retries)
+        except Exception as exc:
+            instrumentation._report(exc)
+        return result
+
+    return _make_api_call
 
 
 _registry: dict[int, Boto3Instrumentation] = {}
@@ -239,8 +346,6 @@ def instrument_boto3(
     Raises:
         InvalidMetricError: ``namespace`` breaks a CloudWatch rule.
     """
-    from botocore.client import BaseClient
-
     botocore_session = _botocore_session(session)
     with _registry_lock:
         existing = _registry.get(id(botocore_session))
@@ -248,14 +353,13 @@ def instrument_boto3(
             return existing
         instrumentation = Boto3Instrumentation(botocore_session, producer=producer, namespace=namespace)
         _registry[id(botocore_session)] = instrumentation
-    instrumentation.attach(botocore_session.get_component("event_emitter"))  # clients made from now on copy them
-    # Clients made before: each holds a copy of the session's emitter taken when it was made, and the session's
-    # data loader (the one link from a client back to its session).
+    instrumentation.attach_session(botocore_session.get_component("event_emitter"))  # clients made from now on
+    # Clients made before: each holds the session's data loader (the one link from a client back to its session).
     loader = botocore_session.get_component("data_loader")
     for candidate in gc.get_objects():
         try:
             if isinstance(candidate, BaseClient) and getattr(candidate, "_loader", None) is loader:
-                instrumentation.attach(candidate.meta.events)
+                instrumentation.attach_client(candidate)
         except Exception as exc:  # an odd object on the heap must not stop the others
             logger.debug("metricbatch: skipped an object while looking for clients: %s", exc)
     return instrumentation

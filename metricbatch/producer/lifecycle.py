@@ -303,11 +303,14 @@ def _restore_sigterm_in_pool_worker(ours: object, previous: object) -> Callable[
 
 
 def _interrupts_producer_code(frame: FrameType | None) -> bool:
-    # Innermost first: a producer frame before any of timing's wrappers (which run application code) means the
-    # signal interrupted the producer's own code.
+    # Innermost first: a producer frame before any of the wrappers that run application code (timing's, and the
+    # AWS SDK call instrumentation's _make_api_call, which holds no lock itself) means the signal interrupted the
+    # producer's own code.
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
-        if module == "metricbatch.producer.timing":
+        if module == "metricbatch.producer.timing" or (
+            module == "metricbatch.producer.instrument" and frame.f_code.co_name == "_make_api_call"
+        ):
             return False
         if module.startswith("metricbatch.producer"):
             return True

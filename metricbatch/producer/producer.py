@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from metricbatch.env import DEFAULT_NAMESPACE
 from metricbatch.producer import lifecycle
+from metricbatch.producer.buffered_recorder import BufferedRecorder
 from metricbatch.producer.clients import ClientFactory
 from metricbatch.producer.config import EMF, ProducerConfig
 from metricbatch.producer.emf import check_emf_series
@@ -98,6 +99,12 @@ class MetricProducer:
         if self._namespace is None:  # settings made without from_env: the default namespace all the same
             self._namespace = DEFAULT_NAMESPACE
         self._namespace_note = self.config.namespace_reason  # said once, when the default namespace is first used
+
+    @property
+    def _rounds(self) -> BufferedRecorder | None:
+        # The recorder whose sender rounds collect counted sources (sqs and emf modes); None where metrics are
+        # recorded at once (memory, off). For the AWS SDK call tally (instrument.py), not for users.
+        return self._recorder if isinstance(self._recorder, BufferedRecorder) else None
 
     @property
     def mode(self) -> str:

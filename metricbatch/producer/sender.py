@@ -91,8 +91,10 @@ class Sender:
         monotonic: Callable[[], float],
         clock: Callable[[], float] | None = None,
         aligned: bool = False,
+        collect: Callable[[], None] | None = None,
     ) -> None:
         self._buffer = buffer
+        self._collect = collect  # sources that count for themselves hand their counts to the buffer first
         self._chain = chain
         self._interval = interval
         # Minute-aligned rounds (interval a multiple of 60 s): due on the wall clock's boundaries, each takes only
@@ -192,6 +194,8 @@ class Sender:
         One take per round: what arrives meanwhile waits for the next interval, unless it reaches the wake
         threshold (the caller then wakes the sender again) or a flush asks for it.
         """
+        if self._collect is not None:
+            self._collect()
         retrying = bool(self._buffer.blocked)
         if retrying and self._monotonic() < self._next_retry:
             self._drop_log.report()
