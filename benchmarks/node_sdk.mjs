@@ -2,7 +2,10 @@
 // instrumented, in shuffled alternating rounds; the endpoint is a request handler answering at once (the SDK's
 // middleware stack, serialization, signing and parsing are real; no socket), so the difference is the middleware's
 // and the producer's. The instrumented client's metrics go to a producer whose queue accepts at once.
-// Prints one JSON line: median per-call µs of each, the median per-round difference and ratio, metrics recorded.
+// Also, in the same shuffled rounds: a client with an empty middleware (what the SDK itself charges for one more
+// middleware: without `cacheMiddleware` it resolves the whole stack on every send), and an instrumented and a plain
+// client with `cacheMiddleware: true` (the stack resolved once per command).
+// Prints one JSON line: median per-call µs of each, the median per-round differences and ratio, metrics recorded.
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 
@@ -55,9 +58,28 @@ const producer = new MetricProducer({
   sqsClient: queue,
   handleSignals: false,
 });
-const plain = new SQSClient(options);
-const hooked = new SQSClient(options);
-instrumentClient(hooked, { producer, namespace: "Bench/NodeSdk" });
+const cached = { ...options, cacheMiddleware: true };
+const clients = {
+  plain: new SQSClient(options),
+  hooked: new SQSClient(options),
+  empty: new SQSClient(options),
+  cachedPlain: new SQSClient(cached),
+  cachedHooked: new SQSClient(cached),
+};
+instrumentClient(clients.hooked, { producer, namespace: "Bench/NodeSdk" });
+instrumentClient(clients.cachedHooked, {
+  producer,
+  namespace: "Bench/NodeSdk",
+});
+clients.empty.middlewareStack.add(
+  (next) => async (args) => {
+    const started = performance.now();
+    const result = await next(args);
+    if (performance.now() < started) throw new Error("clock went back");
+    return result;
+  },
+  { step: "initialize", name: "benchEmpty", priority: "high" },
+);
 
 async function round(client, n) {
   const start = process.hrtime.bigint();
@@ -71,19 +93,17 @@ async function round(client, n) {
   return Number(process.hrtime.bigint() - start) / 1000 / n;
 }
 
-await round(plain, 200);
-await round(hooked, 200);
+for (const client of Object.values(clients)) await round(client, 200);
 const before = producer.stats().accepted;
 const perRound = [];
 for (let r = 0; r < rounds; r++) {
-  const order = Math.random() < 0.5 ? ["plain", "hooked"] : ["hooked", "plain"];
+  const order = Object.keys(clients).sort(() => Math.random() - 0.5);
   const times = {};
-  for (const label of order)
-    times[label] = await round(label === "plain" ? plain : hooked, calls);
+  for (const label of order) times[label] = await round(clients[label], calls);
   perRound.push(times);
 }
-const recorded = producer.stats().accepted - before;
 await producer.flush(30000);
+const recorded = producer.stats().accepted - before;
 await producer.close();
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,14 +111,18 @@ const median = (xs) => {
     ? s[(s.length - 1) / 2]
     : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+const differences = (a, b) => median(perRound.map((t) => t[a] - t[b]));
 console.log(
   JSON.stringify({
     rounds,
     calls_per_round: calls,
     plain_us_per_call: median(perRound.map((t) => t.plain)),
     instrumented_us_per_call: median(perRound.map((t) => t.hooked)),
-    overhead_us_per_call: median(perRound.map((t) => t.hooked - t.plain)),
+    overhead_us_per_call: differences("hooked", "plain"),
     ratio: median(perRound.map((t) => t.hooked / t.plain)),
+    empty_middleware_us_per_call: differences("empty", "plain"),
+    cached_plain_us_per_call: median(perRound.map((t) => t.cachedPlain)),
+    cached_overhead_us_per_call: differences("cachedHooked", "cachedPlain"),
     metrics_recorded: recorded,
     metrics_accepted_by_queue: accepted,
   }),

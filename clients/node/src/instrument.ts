@@ -7,6 +7,7 @@
 import { getDefaultProducer } from "./default.js";
 import { checkNamespace } from "./validation.js";
 import type { MetricProducer } from "./producer.js";
+import type { Series } from "./wire.js";
 
 /** Where the SDK metrics go unless `namespace` says otherwise ("AWS/" is CloudWatch's own). */
 export const DEFAULT_SDK_NAMESPACE = "MetricBatch/AwsSdk";
@@ -32,6 +33,8 @@ const THROTTLING_ERROR_CODES = new Set([
   "EC2ThrottledException",
 ]);
 const PIPELINE_OPERATIONS = new Set(["SQS SendMessageBatch", "CloudWatch PutMetricData"]);
+// (operation, ErrorType) series kept per producer at most; past that the cache starts over.
+const MAX_CACHED_KEYS = 10_000;
 
 interface Metadata {
   attempts?: number;
@@ -100,11 +103,15 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
   let active = true;
   let reported = false;
 
-  const record = (operation: string, started: number, attempts: number | undefined, errorType?: ErrorType): void => {
-    try {
-      // To 0.1 ms, as in Python: a busy client's durations merge into few distinct values per minute.
-      const elapsedMs = Math.round((performance.now() - started) * 10) / 10;
-      const producer = options.producer ?? getDefaultProducer();
+  // The validated series of each (producer, operation, ErrorType), made once: a call then costs one Map lookup and
+  // one recordSamples (three array pushes each), not three sendMetric calls with fresh option objects.
+  const seriesByProducer = new WeakMap<MetricProducer, Map<string, Series[]>>();
+  const seriesFor = (producer: MetricProducer, operation: string, errorType: ErrorType | undefined): Series[] => {
+    let byKey = seriesByProducer.get(producer);
+    if (byKey === undefined) seriesByProducer.set(producer, (byKey = new Map()));
+    const key = errorType === undefined ? operation : `${operation}\u0000${errorType}`;
+    let series = byKey.get(key);
+    if (series === undefined) {
       const dimensions: Record<string, string> = { ServiceId: serviceId, OperationName: operation };
       let rollups: string[][] | undefined;
       if (errorType !== undefined) {
@@ -114,9 +121,28 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
         rollups = [["ServiceId", "OperationName", ...defaults]];
       }
       const common = { namespace, dimensions, rollups };
-      producer.sendMetric("ApiCallDuration", elapsedMs, { ...common, unit: "Milliseconds" });
-      producer.sendMetric("ApiCallSuccessful", errorType === undefined ? 1 : 0, common);
-      producer.sendMetric("RetryCount", Math.max(0, (attempts ?? 1) - 1), { ...common, unit: "Count" });
+      series = [
+        producer.seriesOf("ApiCallDuration", { ...common, unit: "Milliseconds" }),
+        producer.seriesOf("ApiCallSuccessful", common),
+        producer.seriesOf("RetryCount", { ...common, unit: "Count" }),
+      ];
+      if (byKey.size >= MAX_CACHED_KEYS) byKey.clear();
+      byKey.set(key, series);
+    }
+    return series;
+  };
+
+  const record = (operation: string, started: number, attempts: number | undefined, errorType?: ErrorType): void => {
+    try {
+      // To 0.1 ms, as in Python: a busy client's durations merge into few distinct values per minute.
+      const elapsedMs = Math.round((performance.now() - started) * 10) / 10;
+      const producer = options.producer ?? getDefaultProducer();
+      const retries = attempts === undefined || attempts < 1 ? 0 : attempts - 1;
+      producer.recordSamples(seriesFor(producer, operation, errorType), [
+        elapsedMs,
+        errorType === undefined ? 1 : 0,
+        retries,
+      ]);
     } catch (error) {
       if (!reported) {
         reported = true; // once: a wrong setting would otherwise print on every API call
@@ -128,10 +154,19 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
     }
   };
 
+  // Command name -> operation name, or undefined for the pipeline's own operations (never recorded): the stack
+  // builds this middleware anew on every call, so that work is done once per command.
+  const operations = new Map<string, string | undefined>();
   const middleware: Middleware = (next, context) => {
     const command = context.commandName ?? "Unknown";
-    const operation = command.endsWith("Command") ? command.slice(0, -"Command".length) : command;
-    if (PIPELINE_OPERATIONS.has(`${serviceId} ${operation}`)) return next;
+    let operation = operations.get(command);
+    if (operation === undefined && !operations.has(command)) {
+      operation = command.endsWith("Command") ? command.slice(0, -"Command".length) : command;
+      if (PIPELINE_OPERATIONS.has(`${serviceId} ${operation}`)) operation = undefined;
+      if (operations.size < MAX_CACHED_KEYS) operations.set(command, operation);
+    }
+    if (operation === undefined) return next;
+    const name = operation;
     return async (args) => {
       if (!active) return next(args);
       const started = performance.now();
@@ -139,10 +174,10 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
       try {
         result = await next(args);
       } catch (error) {
-        record(operation, started, (error as { $metadata?: Metadata })?.$metadata?.attempts, classifyError(error));
+        record(name, started, (error as { $metadata?: Metadata })?.$metadata?.attempts, classifyError(error));
         throw error;
       }
-      record(operation, started, result?.output?.$metadata?.attempts);
+      record(name, started, result?.output?.$metadata?.attempts);
       return result;
     };
   };

@@ -130,6 +130,29 @@ export class MetricProducer implements ExitParticipant {
     if (fanout !== undefined) for (const rollup of fanout) this.record(rollup, value, timestamp);
   }
 
+  /**
+   * @internal The validated series for these arguments (as sendMetric would record under), for a caller that
+   * records many samples of it: instrumentClient. Throws InvalidMetricError.
+   */
+  seriesOf(name: string, options: SendOptions): Series {
+    return this.series.lookup(name, options.namespace ?? this.namespace, options);
+  }
+
+  /**
+   * @internal Record samples of series from seriesOf (values known to be valid: no checks), all now, each also
+   * under its roll-ups: instrumentClient's hot path, one call per API call.
+   */
+  recordSamples(series: readonly Series[], values: readonly number[]): void {
+    const timestamp = Date.now() / 1000;
+    for (let i = 0; i < series.length; i++) {
+      const one = series[i]!;
+      const value = values[i]!;
+      this.record(one, value, timestamp);
+      const fanout = one.fanout;
+      if (fanout !== undefined) for (const rollup of fanout) this.record(rollup, value, timestamp);
+    }
+  }
+
   private record(series: Series, value: number, timestamp: number): void {
     if (this.current !== "sqs") {
       if (this.current === "off") {
