@@ -241,12 +241,10 @@ def node_overhead(*, rounds: int, calls: int) -> dict[str, Any]:
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     with LocalPipeline(queue_name="bench-sdk") as pipeline:
-        offline = instrumentation_overhead(
-            pipeline, offline=True, rounds=7 if quick else 21, calls=200 if quick else 1000
-        )
+        offline = instrumentation_overhead(pipeline, offline=True, rounds=21 if quick else 201, calls=100)
         http = instrumentation_overhead(pipeline, offline=False, rounds=5 if quick else 15, calls=50 if quick else 200)
         rollups = rollup_cost(pipeline, calls=5_000 if quick else 20_000, rounds=3 if quick else 9)
-    node = node_overhead(rounds=5 if quick else 21, calls=200 if quick else 1000)
+    node = node_overhead(rounds=21 if quick else 201, calls=100)
     return {
         "instrumentation_node": node,
         "instrumentation_offline": offline,
