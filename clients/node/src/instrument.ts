@@ -90,6 +90,13 @@ export function classifyError(error: unknown): ErrorType {
 
 const instrumented = new WeakMap<object, Instrumentation>();
 
+// A client made with `cacheMiddleware: true` keeps each command's resolved stack (`handlers`, from its first send):
+// drop them so the next send of every command resolves the stack again, with (or, after undo, without) ours.
+function forgetResolvedStacks(client: InstrumentableClient): void {
+  const cached = client as { handlers?: unknown };
+  if (cached.handlers !== undefined) delete cached.handlers;
+}
+
 /**
  * Record every API call of an AWS SDK v3 client as metrics (see the module comment). Instrumenting a client again
  * returns the same instrumentation: nothing is counted twice.
@@ -187,12 +194,14 @@ export function instrumentClient(client: InstrumentableClient, options: Instrume
     priority: "high",
     override: true,
   });
+  forgetResolvedStacks(client);
   const instrumentation: Instrumentation = {
     namespace,
     undo(): void {
       if (!active) return;
       active = false;
       client.middlewareStack.remove(MIDDLEWARE_NAME);
+      forgetResolvedStacks(client);
       instrumented.delete(client);
     },
   };

@@ -117,7 +117,7 @@ describe("default dimensions and roll-ups (shared vectors)", () => {
 // -- instrumentClient -------------------------------------------------------------------------------------------------
 type Reply = { status: number; body: unknown };
 
-function scriptedSqs(replies: Reply[]): SQSClient {
+function scriptedSqs(replies: Reply[], extra: { cacheMiddleware?: boolean } = {}): SQSClient {
   const handler = {
     async handle() {
       const reply = replies.shift() ?? { status: 200, body: { QueueUrls: [] } };
@@ -137,6 +137,7 @@ function scriptedSqs(replies: Reply[]): SQSClient {
     requestHandler: handler,
     maxAttempts: 3,
     retryStrategy: undefined,
+    ...extra,
   });
 }
 
@@ -175,9 +176,24 @@ describe("instrumentClient", () => {
     assert.ok(captured("ApiCallDuration").every((m) => m.unit === "Milliseconds" && m.value >= 0));
   });
 
+  test("a client with cacheMiddleware, used before: its calls are recorded from then on, and undo stops it", async () => {
+    const producer = new MetricProducer({ mode: "memory", namespace: NAMESPACE });
+    const client = scriptedSqs([], { cacheMiddleware: true });
+    await client.send(new ListQueuesCommand({})); // the SDK caches this command's resolved stack
+    const instrumentation = instrumentClient(client, { producer, namespace: "Unit/Sdk" });
+    await client.send(new ListQueuesCommand({}));
+    await client.send(new ListQueuesCommand({}));
+    instrumentation.undo();
+    await client.send(new ListQueuesCommand({}));
+    assert.deepEqual(
+      captured("ApiCallSuccessful").map((m) => m.value),
+      [1, 1],
+    );
+  });
+
   test("never records the pipeline's own SendMessageBatch, and never throws into the call", async () => {
     const broken = new MetricProducer({ mode: "memory", namespace: NAMESPACE });
-    broken.sendMetric = () => {
+    broken.recordSamples = () => {
       throw new Error("broken on purpose");
     };
     const client = scriptedSqs([
