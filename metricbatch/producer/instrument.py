@@ -11,10 +11,11 @@ also recorded with ``ErrorType`` (one of ``ERROR_TYPES``: throttling told apart 
 cardinality), through a roll-up, so the ``ServiceId, OperationName`` series still count every call.
 
 How: every API call of a botocore client goes through ``BaseClient._make_api_call`` (as OpenTelemetry's and X-Ray's
-botocore instrumentations use it). Client classes the session makes from now on get a base that measures it
-(botocore's ``creating-client-class`` event); clients made before are measured per instance. No per-call event
-handler: botocore's event dispatch and three buffered samples per call cost more than the 5 µs budget, so a call
-is counted in the producer's ``ApiCallTally`` (call_tally.py) and reaches its buffer each round. The retries of a
+botocore instrumentations use it). Client classes the session makes from now on get a ``_make_api_call`` that
+measures it (botocore's ``creating-client-class`` event); clients made before are measured per instance. No
+per-call event handler: botocore's event dispatch and three buffered samples per call cost more than the 5 µs
+budget, so a call is only noted in the producer's ``ApiCallTally`` (call_tally.py) and counted into its buffer
+each round (memory and off modes, which have no rounds, record it at once). The retries of a
 call that ended without a response come from botocore's ``after-call-error`` event. Nothing here raises into the
 SDK call, and the pipeline's own ``SQS SendMessageBatch`` and ``CloudWatch PutMetricData`` are never recorded (no
 feedback loop).

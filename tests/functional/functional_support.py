@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -174,3 +177,20 @@ def unreachable_client(service: str, port: int) -> Any:
 
 def now() -> float:
     return time.time()
+
+
+def child_env(pipeline: LocalPipeline, namespace: str) -> dict[str, str]:
+    """A service process's environment: this one without AWS/metricbatch/Powertools settings, plus the pipeline's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_", "POWERTOOLS_"))}
+    return {**env, **pipeline.env(), "METRICBATCH_NAMESPACE": namespace}
+
+
+def run_service(
+    script: str, env: dict[str, str], *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``python -c script args...`` to its end; the finished process and how long it took (s)."""
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-c", script, *args], check=False, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return child, time.monotonic() - started

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
-from functional_support import take_dlq, unique_namespace
+from functional_support import child_env, run_service, take_dlq, unique_namespace
 
 from metricbatch.emulator.local_pipeline import LocalPipeline
 
@@ -96,11 +92,6 @@ EXPECTED_EXIT = {
 }
 
 
-def _child_env(pipeline: LocalPipeline, namespace: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_", "POWERTOOLS_"))}
-    return {**env, **pipeline.env(), "METRICBATCH_NAMESPACE": namespace}
-
-
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_every_metric_buffered_at_exit_or_sigterm_reaches_the_queue(clean_pipeline: LocalPipeline, ending: str) -> None:
     pipeline = clean_pipeline
@@ -109,16 +100,7 @@ def test_every_metric_buffered_at_exit_or_sigterm_reaches_the_queue(clean_pipeli
 
     # GIVEN a service process that sends metrics and never calls flush()
     # WHEN it ends as this case says
-    started = time.monotonic()
-    child = subprocess.run(
-        [sys.executable, "-c", script, str(METRICS)],
-        check=False,
-        env=_child_env(pipeline, namespace),
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT + 10,
-    )
-    elapsed = time.monotonic() - started
+    child, elapsed = run_service(script, child_env(pipeline, namespace), str(METRICS), timeout=CHILD_TIMEOUT + 10)
 
     # THEN it ends the way it would have without the library, promptly
     assert child.returncode == EXPECTED_EXIT[ending], child.stderr[-2000:]

@@ -3,15 +3,11 @@ exits, is sent SIGTERM, or forks, and a SIGTERM that lands inside a long SDK cal
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
-from functional_support import take_dlq, unique_namespace
+from functional_support import child_env, run_service, take_dlq, unique_namespace
 
 from metricbatch.emulator.local_pipeline import LocalPipeline
 
@@ -78,22 +74,10 @@ def test_counted_sdk_calls_reach_cloudwatch_however_the_process_ends(
     namespace = unique_namespace("SdkEnd")
     script = textwrap.dedent(SERVICE + ENDINGS[ending])
     script = script.replace("CHILD_TIMEOUT", str(CHILD_TIMEOUT)).replace("CALLS", str(CALLS))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "METRICBATCH_", "POWERTOOLS_"))}
-    env.update(pipeline.env())
-    env["METRICBATCH_NAMESPACE"] = namespace
 
     # GIVEN a service whose boto3 calls are instrumented, with the metrics going to its default producer
     # WHEN it makes calls and ends as this case says, never calling flush()
-    started = time.monotonic()
-    child = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT + 10,
-    )
-    elapsed = time.monotonic() - started
+    child, elapsed = run_service(script, child_env(pipeline, namespace), timeout=CHILD_TIMEOUT + 10)
 
     # THEN it ends as it would have without the library, promptly (SIGTERM is not held until a call ends)
     assert child.returncode == EXPECTED_EXIT[ending], child.stderr[-2000:]

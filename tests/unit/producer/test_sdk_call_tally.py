@@ -7,19 +7,30 @@ import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 
 from metricbatch import MetricProducer, instrument_boto3
 from metricbatch.producer.call_tally import MAX_PENDING_CALLS, ApiCallTally
+from metricbatch.testing import captured, clear
 
 from ..conftest import QUEUE_URL, ProducerFactory
 from ..fakes import FakeSqs
 
 NS = "Unit/SdkTally"
 SQS = ("SQS", "ListQueues")
+
+
+@pytest.fixture(autouse=True)
+def _empty_capture_store() -> Iterator[None]:
+    clear()  # memory mode's store is the process's
+    yield
+    clear()
 
 
 def _session() -> Any:
@@ -177,3 +188,18 @@ def test_memory_mode_still_records_each_call_at_once() -> None:
         stubber.add_response("list_queues", {"QueueUrls": []})
         client.list_queues()
     assert producer.stats()["captured"] == 3  # no round, no flush: captured() shows it now
+
+
+def test_a_call_botocore_rejects_before_sending_is_a_failed_call_of_error_type_other() -> None:
+    producer = MetricProducer(mode="memory", namespace=NS)
+    session = _session()
+    instrumentation = instrument_boto3(session, producer=producer, namespace=NS)
+    client = session.client("sqs")
+    try:
+        with pytest.raises(ParamValidationError):
+            client.get_queue_url()  # QueueName missing: no request is made
+    finally:
+        instrumentation.undo()
+    got = [(m.name, m.value, dict(m.dimensions)) for m in captured() if m.name == "ApiCallSuccessful"]
+    base = {"ServiceId": "SQS", "OperationName": "GetQueueUrl"}
+    assert got == [("ApiCallSuccessful", 0.0, {**base, "ErrorType": "Other"}), ("ApiCallSuccessful", 0.0, base)]
