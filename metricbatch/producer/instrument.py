@@ -24,6 +24,7 @@ feedback loop).
 from __future__ import annotations
 
 import gc
+import inspect
 import itertools
 import logging
 import threading
@@ -128,8 +129,9 @@ class Boto3Instrumentation:
 
     def attach_client(self, client: Any) -> None:
         """A client made before: its calls are measured from now on (a second time, or one of ours: no-op)."""
-        if client in self._wrapped or getattr(type(client), "_make_api_call", None) in self._class_calls:
-            return
+        call = getattr(type(client), "_make_api_call", None)
+        if client in self._wrapped or call in self._class_calls or inspect.iscoroutinefunction(call):
+            return  # (an async client, aiobotocore's, is not measured)
         # Its class's _make_api_call (that of an earlier, undone instrumentation passes calls on) is next.
         client._make_api_call = types.MethodType(_measured_call(self, type(client)), client)
         self._wrapped.add(client)
@@ -200,8 +202,11 @@ class Boto3Instrumentation:
             except Exception as exc:  # an exception type without attributes: its retries count as 0
                 logger.debug("metricbatch: retries of a failed call not noted: %s", exc)
 
-    def _on_client_class(self, class_attributes: dict[str, Any] | None = None, **_: Any) -> None:
-        if not self._active or class_attributes is None:
+    def _on_client_class(
+        self, class_attributes: dict[str, Any] | None = None, base_classes: list[type] | None = None, **_: Any
+    ) -> None:
+        # Only botocore's own clients: an async client class (aiobotocore's bases) has a coroutine _make_api_call.
+        if not self._active or class_attributes is None or base_classes is None or BaseClient not in base_classes:
             return
         # Next in line: botocore's BaseClient._make_api_call, looked up at each call (so a wrapper added later, as
         # X-Ray's patch() adds one, still runs), or what another handler put here first.

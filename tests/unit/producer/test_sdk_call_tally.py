@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 
@@ -203,3 +204,31 @@ def test_a_call_botocore_rejects_before_sending_is_a_failed_call_of_error_type_o
     got = [(m.name, m.value, dict(m.dimensions)) for m in captured() if m.name == "ApiCallSuccessful"]
     base = {"ServiceId": "SQS", "OperationName": "GetQueueUrl"}
     assert got == [("ApiCallSuccessful", 0.0, {**base, "ErrorType": "Other"}), ("ApiCallSuccessful", 0.0, base)]
+
+
+def test_async_clients_are_left_alone() -> None:
+    # GIVEN an instrumented session, and a client class built on an async base (as aiobotocore's are)
+    producer = MetricProducer(mode="memory", namespace=NS)
+    session = _session()
+    instrumentation = instrument_boto3(session, producer=producer, namespace=NS)
+
+    class AsyncBase(BaseClient):
+        async def _make_api_call(self, operation_name: str, api_params: Any) -> Any:
+            return {}
+
+    emitter = session._session.get_component("event_emitter")
+    try:
+        # WHEN botocore (or aiobotocore) makes client classes
+        made_async: dict[str, Any] = {}
+        emitter.emit("creating-client-class.sqs", class_attributes=made_async, base_classes=[AsyncBase])
+        made_sync: dict[str, Any] = {}
+        emitter.emit("creating-client-class.sqs", class_attributes=made_sync, base_classes=[BaseClient])
+        # and an async client made before is found
+        async_client = object.__new__(AsyncBase)
+        instrumentation.attach_client(async_client)
+    finally:
+        instrumentation.undo()
+    # THEN only botocore's own get the measuring _make_api_call; the async ones keep theirs
+    assert "_make_api_call" not in made_async
+    assert "_make_api_call" in made_sync
+    assert "_make_api_call" not in vars(async_client)
