@@ -62,8 +62,26 @@ ENDINGS = {
     os.waitpid(pid, 0)
     calls(CALLS // 4)
     """,
+    # multiprocessing children (fork; spawn cannot import a `python -c` script): each ends through
+    # multiprocessing's own exit (os._exit after its finalizers), no flush() in it
+    "multiprocessing": """
+    import multiprocessing
+
+    calls(CALLS // 2)
+    for _ in range(2):
+        child = multiprocessing.get_context("fork").Process(target=calls, args=(CALLS // 4,))
+        child.start()
+        child.join()
+        assert child.exitcode == 0, child.exitcode
+    """,
 }
-EXPECTED_EXIT = {"normal-exit": 0, "sigterm": -signal.SIGTERM, "sigterm-inside-a-call": -signal.SIGTERM, "fork": 0}
+EXPECTED_EXIT = {
+    "normal-exit": 0,
+    "sigterm": -signal.SIGTERM,
+    "sigterm-inside-a-call": -signal.SIGTERM,
+    "fork": 0,
+    "multiprocessing": 0,
+}
 
 
 @pytest.mark.parametrize("ending", list(ENDINGS))
